@@ -1,0 +1,1 @@
+"""Keys and signing for the node's own coins (payouts, regtest workloads)."""

@@ -1,0 +1,137 @@
+"""Line framing: splitting, limits, and every kind of malformed line."""
+
+from __future__ import annotations
+
+import pytest
+
+from protocols.stratum_v1 import ClientConnection, ProtocolError, ServerConnection
+from protocols.stratum_v1.framing import MAX_LINE_BYTES, LineDecoder, encode_line
+
+
+def test_split_partial_crlf_and_blank_lines():
+    dec = LineDecoder()
+    assert dec.feed(b'{"a":1}\r\n\n  \n{"b"') == [{"a": 1}]
+    assert dec.buffered == 4
+    assert dec.feed(b":2}\n") == [{"b": 2}]
+    assert dec.buffered == 0
+
+
+def test_encode_is_compact_ascii_line():
+    assert encode_line({"id": 1, "s": "é"}) == b'{"id":1,"s":"\\u00e9"}\n'
+
+
+def test_default_limit_is_16_kib():
+    assert MAX_LINE_BYTES == 16384
+    dec = LineDecoder()
+    ok = b'{"x":"' + b"a" * (MAX_LINE_BYTES - 8) + b'"}'
+    assert len(ok) == MAX_LINE_BYTES
+    assert dec.feed(ok + b"\n") == [{"x": "a" * (MAX_LINE_BYTES - 8)}]
+    with pytest.raises(ProtocolError, match="limit"):
+        LineDecoder().feed(b'{"x":"' + b"a" * MAX_LINE_BYTES + b'"}\n')
+
+
+def test_unterminated_oversize_line_fails_before_newline():
+    dec = LineDecoder(max_line_bytes=100)
+    dec.feed(b"{" + b" " * 99)
+    with pytest.raises(ProtocolError, match="unterminated"):
+        dec.feed(b" ")
+    with pytest.raises(ProtocolError, match="already failed"):
+        dec.feed(b"{}\n")
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        (b"not json", "invalid JSON"),
+        (b"[1,2]", "JSON object"),
+        (b'"str"', "JSON object"),
+        (b'{"a":NaN}', "invalid JSON"),
+        (b'{"a":Infinity}', "invalid JSON"),
+        (b"\xff\xfe{}", "UTF-8"),
+        (b'{"a":1} {"b":2}', "invalid JSON"),
+        (b"[" * 5000 + b"]" * 5000, "invalid JSON|JSON object"),
+        (b'{"a":' + b"9" * 5000 + b"}", "invalid JSON"),
+    ],
+)
+def test_malformed_lines(line, why):
+    with pytest.raises(ProtocolError, match=why):
+        LineDecoder(max_line_bytes=20000).feed(line + b"\n")
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        b'{"id":1}',  # neither method nor result
+        b'{"id":true,"method":"mining.subscribe"}',
+        b'{"id":1.5,"method":"mining.subscribe"}',
+        b'{"id":1,"method":5}',
+        b'{"id":1,"method":"mining.submit","params":{"a":1}}',
+        b'{"id":1,"method":"mining.submit","params":["w","j","zz","00000000","00000000"]}',
+        b'{"id":1,"method":"mining.submit","params":["w","j","00","123456789","00000000"]}',
+        b'{"id":1,"method":"mining.submit","params":["w","j","00","00000000"]}',
+        b'{"id":1,"method":"mining.submit","params":[1,"j","00","00000000","00000000"]}',
+        b'{"id":1,"method":"mining.submit","params":["w","j","0 0","00000000","00000000"]}',
+        b'{"id":1,"method":"mining.submit","params":["w","j","00","0x000000","00000000"]}',
+        b'{"id":1,"method":"mining.authorize","params":[]}',
+        b'{"id":1,"method":"mining.suggest_difficulty","params":[0]}',
+        b'{"id":1,"method":"mining.suggest_difficulty","params":[true]}',
+        b'{"id":1,"method":"mining.suggest_difficulty","params":["1"]}',
+        b'{"id":1,"method":"mining.configure","params":["version-rolling"]}',
+        b'{"id":1,"method":"mining.configure","params":[["version-rolling"],'
+        b'{"version-rolling.mask":"xyz"}]}',
+    ],
+)
+def test_server_rejects_bad_shapes(obj):
+    with pytest.raises(ProtocolError):
+        ServerConnection().receive_data(obj + b"\n")
+
+
+GOOD_NOTIFY = [
+    "j",
+    "00" * 32,
+    "01",
+    "02",
+    [],
+    "20000000",
+    "1d00ffff",
+    "5f5e1000",
+    True,
+]
+
+
+def _notify_with(i, value):
+    import json
+
+    params = list(GOOD_NOTIFY)
+    params[i] = value
+    return json.dumps({"id": None, "method": "mining.notify", "params": params}).encode()
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        _notify_with(0, 7),
+        _notify_with(1, "00" * 31),
+        _notify_with(2, "0g"),
+        _notify_with(4, ["00" * 31]),
+        _notify_with(4, "not a list"),
+        _notify_with(4, ["00" * 32] * 33),
+        _notify_with(5, "200000000"),
+        _notify_with(8, "yes"),
+        b'{"id":null,"method":"mining.notify","params":["j"]}',
+        b'{"id":null,"method":"mining.set_difficulty","params":[-1]}',
+        b'{"id":null,"method":"mining.set_difficulty","params":[]}',
+        b'{"id":null,"method":"mining.set_extranonce","params":["abc",4]}',
+        b'{"id":null,"method":"mining.set_extranonce","params":["ab",99]}',
+        b'{"id":null,"method":"client.reconnect","params":["h",70000]}',
+        b'{"id":null,"method":"client.show_message","params":[5]}',
+    ],
+)
+def test_client_rejects_bad_shapes(line):
+    with pytest.raises(ProtocolError):
+        ClientConnection().receive_data(line + b"\n")
+
+
+def test_notify_clean_jobs_accepts_0_and_1():
+    [job] = ClientConnection().receive_data(_notify_with(8, 1) + b"\n")
+    assert job.clean_jobs is True
