@@ -1,0 +1,492 @@
+"""The node's P2P side: outbound and inbound peers, headers-first sync, block relay.
+
+All chain work (headers, blocks, lookups) runs on one dedicated thread, so the
+event loop stays responsive while scripts are verified and the chainstate keeps
+a single writer. Blocks are fetched within a moving window above our tip, at
+most ``MAX_BLOCKS_IN_FLIGHT_PER_PEER`` per peer; a peer that stalls a block
+past ``BLOCK_DOWNLOAD_TIMEOUT`` is dropped and its blocks re-requested.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from node.chain.chainstate import BlockStatus, Chainstate, TipChange
+from node.chain.prune import MIN_BLOCKS_TO_KEEP
+from node.net.addrbook import AddressBook
+from node.net.connection import PeerConnection
+from protocols.bitcoin.block import Block, BlockHeader
+from protocols.bitcoin.p2p.framing import encode_frame
+from protocols.bitcoin.p2p.messages import (
+    Addr,
+    AddrV2,
+    AddrV2Entry,
+    BlockMessage,
+    GetAddr,
+    GetData,
+    GetHeaders,
+    Headers,
+    Inv,
+    InvItem,
+    InvType,
+    Message,
+    NetAddr,
+    NotFound,
+    Services,
+    TimedAddr,
+    Verack,
+    Version,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MAX_HEADERS_RESULTS = 2000
+BLOCK_DOWNLOAD_WINDOW = 1024
+MAX_BLOCKS_IN_FLIGHT_PER_PEER = 16
+BLOCK_DOWNLOAD_TIMEOUT = 60.0
+BAN_SECONDS = 24 * 3600
+RECONNECT_DELAY = 2.0
+# Reasons that are not proof the peer is malicious (Core does not punish these).
+NOT_PUNISHED = {"duplicate", "prev-blk-not-found", "time-too-new", "bad-prevblk-unknown"}
+USER_AGENT = b"/blvm:0.1.0/"
+
+
+@dataclass(slots=True)
+class PeerState:
+    conn: PeerConnection
+    best_height: int = 0
+    in_flight: dict[bytes, float] = field(default_factory=dict)
+    outbound_target: tuple[str, int] | None = None
+
+
+class P2PNode:
+    def __init__(
+        self,
+        chainstate: Chainstate,
+        *,
+        listen: tuple[str, int] | None = None,
+        connect: list[tuple[str, int]] | None = None,
+        max_inbound: int = 32,
+        max_outbound: int = 8,
+        datadir: Path | None = None,
+    ) -> None:
+        self.chain = chainstate
+        self.network = chainstate.params.networks_entry()
+        self.listen = listen
+        self.connect = list(connect or [])
+        self.max_inbound = max_inbound
+        self.max_outbound = max_outbound
+        self.addrbook = AddressBook(datadir / "peers.json" if datadir else None)
+        self.peers: dict[int, PeerState] = {}
+        self.banned: dict[str, float] = {}
+        self._nonces: set[int] = set()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="chain")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._stopping = asyncio.Event()
+        self._unsubscribe: Callable[[], None] | None = None
+        self.bound_port: int | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._unsubscribe = self.chain.subscribe(self._on_tip_change)
+        if self.listen is not None:
+            self._server = await asyncio.start_server(self._accept, *self.listen)
+            self.bound_port = self._server.sockets[0].getsockname()[1]
+            log.info("listening for peers on %s:%d", self.listen[0], self.bound_port)
+        for host, port in self.connect:
+            self._spawn(self._keep_connected(host, port))
+        self._spawn(self._stall_watch())
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._unsubscribe:
+            self._unsubscribe()
+        if self._server is not None:
+            self._server.close()
+        for state in list(self.peers.values()):
+            state.conn.close("node shutting down")
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._executor.shutdown(wait=True)
+        self.addrbook.save()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_chain(self, fn: Callable[..., T], *args: Any) -> T:
+        assert self._loop is not None
+        return await self._loop.run_in_executor(self._executor, fn, *args)
+
+    # -- connections -----------------------------------------------------------------------
+    def _our_version(self, addr_recv: NetAddr) -> Version:
+        services = Services.NODE_WITNESS | (
+            Services.NODE_NETWORK_LIMITED if self.chain.policy.enabled else Services.NODE_NETWORK
+        )
+        nonce = random.getrandbits(64)
+        self._nonces.add(nonce)
+        return Version(
+            services=int(services),
+            timestamp=int(time.time()),
+            addr_recv=addr_recv,
+            addr_from=NetAddr(int(services)),
+            nonce=nonce,
+            user_agent=USER_AGENT,
+            start_height=self.chain.height,
+            relay=True,
+        )
+
+    def _is_banned(self, host: str) -> bool:
+        until = self.banned.get(host)
+        if until is None:
+            return False
+        if until < time.time():
+            del self.banned[host]
+            return False
+        return True
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        host = (writer.get_extra_info("peername") or ("?",))[0]
+        inbound = sum(1 for s in self.peers.values() if s.conn.inbound)
+        if self._is_banned(host) or inbound >= self.max_inbound:
+            writer.close()
+            return
+        conn = self._make_conn(reader, writer, inbound=True)
+        await self._serve(conn, None)
+
+    def _make_conn(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, inbound: bool
+    ) -> PeerConnection:
+        return PeerConnection(
+            reader,
+            writer,
+            magic=self.network.magic,
+            inbound=inbound,
+            our_version=self._our_version,
+            handler=self._on_message,
+        )
+
+    async def _keep_connected(self, host: str, port: int) -> None:
+        """Hold an outbound connection to ``host:port``, reconnecting after drops."""
+        while not self._stopping.is_set():
+            if not self._is_banned(host):
+                try:
+                    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 10)
+                except (OSError, TimeoutError) as exc:
+                    log.info("cannot reach %s:%d: %s", host, port, exc)
+                    self.addrbook.mark_failure(host, port)
+                else:
+                    conn = self._make_conn(reader, writer, inbound=False)
+                    await self._serve(conn, (host, port))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), RECONNECT_DELAY)
+
+    async def _serve(self, conn: PeerConnection, target: tuple[str, int] | None) -> None:
+        state = PeerState(conn, outbound_target=target)
+        self.peers[conn.id] = state
+        log.info("peer %d %s connected (%s)", conn.id, conn.addr, "in" if conn.inbound else "out")
+        try:
+            await conn.run()
+        finally:
+            del self.peers[conn.id]
+            log.info("peer %d %s disconnected: %s", conn.id, conn.addr, conn.close_reason)
+            if conn.banned:
+                self.banned[conn.host] = time.time() + BAN_SECONDS
+                log.warning("banned %s for 24 h: %s", conn.host, conn.close_reason)
+            if state.in_flight and not self._stopping.is_set():
+                await self._request_blocks()
+
+    # -- messages --------------------------------------------------------------------------
+    async def _on_message(self, conn: PeerConnection, message: Message) -> None:
+        state = self.peers.get(conn.id)
+        if state is None:
+            return
+        handler = getattr(self, f"_on_{type(message).__name__}", None)
+        if handler is not None:
+            await handler(state, message)
+
+    async def _on_Version(self, state: PeerState, msg: Version) -> None:
+        pass  # replies are sent by the connection; nothing else to do until verack
+
+    async def _on_Verack(self, state: PeerState, msg: Verack) -> None:
+        conn = state.conn
+        version = conn.version
+        assert version is not None
+        if version.nonce in self._nonces:
+            conn.close("connected to ourselves")
+            return
+        state.best_height = version.start_height
+        if not conn.inbound:
+            self.addrbook.mark_success(conn.host, conn.port, int(time.time()))
+            conn.send(GetAddr())
+        await self._send_getheaders(state)
+
+    async def _send_getheaders(self, state: PeerState) -> None:
+        locator = await self._run_chain(self.chain.tree.locator)
+        state.conn.send(GetHeaders(locator=tuple(locator)))
+
+    async def _on_Headers(self, state: PeerState, msg: Headers) -> None:
+        if not msg.headers:
+            return
+        result = await self._run_chain(self.chain.process_headers, list(msg.headers))
+        if result.reason is not None:
+            if result.reason in NOT_PUNISHED or result.reason.startswith("prev"):
+                await self._send_getheaders(state)  # unconnecting: ask from our locator
+                return
+            state.conn.close(f"invalid header: {result.reason}", ban=True)
+            return
+        if result.last_height is not None:
+            state.best_height = max(state.best_height, result.last_height)
+        if len(msg.headers) == MAX_HEADERS_RESULTS:
+            state.conn.send(GetHeaders(locator=(msg.headers[-1].hash,)))
+        await self._request_blocks()
+
+    async def _on_Inv(self, state: PeerState, msg: Inv) -> None:
+        if any(i.type in (InvType.BLOCK, InvType.WITNESS_BLOCK) for i in msg.items):
+            await self._send_getheaders(state)
+
+    async def _on_BlockMessage(self, state: PeerState, msg: BlockMessage) -> None:
+        block = msg.block
+        h = block.hash
+        state.in_flight.pop(h, None)
+        result = await self._run_chain(self.chain.process_block, block)
+        if result.status == BlockStatus.INVALID and result.reason not in NOT_PUNISHED:
+            state.conn.close(f"invalid block {result.hash_hex}: {result.reason}", ban=True)
+            return
+        if result.height is not None:
+            state.best_height = max(state.best_height, result.height)
+        await self._request_blocks()
+
+    async def _on_GetHeaders(self, state: PeerState, msg: GetHeaders) -> None:
+        headers = await self._run_chain(self._headers_after, msg.locator, msg.stop)
+        state.conn.send(Headers(tuple(BlockHeader.parse(raw) for raw in headers)))
+
+    def _headers_after(self, locator: tuple[bytes, ...], stop: bytes) -> list[bytes]:
+        """Headers of our active chain after the first locator hash we know (chain thread)."""
+        chain = self.chain
+        start = 0
+        for h in locator:
+            entry = chain.entry(h)
+            if entry is not None and chain.in_active_chain(h):
+                start = entry.height + 1
+                break
+        out = []
+        for height in range(start, min(start + MAX_HEADERS_RESULTS, chain.height + 1)):
+            block_hash = chain.block_hash_at(height)
+            if block_hash is None:
+                break
+            entry = chain.entry(block_hash)
+            out.append(entry.raw)
+            if block_hash == stop:
+                break
+        return out
+
+    async def _on_GetData(self, state: PeerState, msg: GetData) -> None:
+        wanted = [i for i in msg.items if i.type in (InvType.BLOCK, InvType.WITNESS_BLOCK)]
+        if not wanted:
+            return
+        found, missing, too_deep = await self._run_chain(self._blocks_for, wanted)
+        conn = state.conn
+        for item, raw in found:
+            if item.type == InvType.BLOCK:  # a pre-segwit request: strip witnesses
+                raw = Block.from_bytes(raw).serialize(with_witness=False)
+            conn.writer.write(encode_frame(self.network.magic, b"block", raw))
+        if missing:
+            conn.send(NotFound(tuple(missing)))
+        if too_deep:
+            # Core: a pruned node ignores requests for historical blocks and disconnects.
+            conn.close("requested a block below our pruned window")
+
+    def _blocks_for(
+        self, items: list[InvItem]
+    ) -> tuple[list[tuple[InvItem, bytes]], list[InvItem], bool]:
+        chain = self.chain
+        found, missing = [], []
+        too_deep = False
+        limit = chain.height - MIN_BLOCKS_TO_KEEP - 2
+        for item in items:
+            entry = chain.entry(item.hash)
+            if (
+                chain.policy.enabled
+                and entry is not None
+                and chain.in_active_chain(item.hash)
+                and entry.height < limit
+            ):
+                too_deep = True
+                break
+            raw = chain.get_block_bytes(item.hash)
+            if raw is None:
+                missing.append(item)
+            else:
+                found.append((item, raw))
+        return found, missing, too_deep
+
+    async def _on_Addr(self, state: PeerState, msg: Addr) -> None:
+        for a in msg.addrs:
+            self.addrbook.add(a.addr.host, a.addr.port, a.addr.services, a.time)
+
+    async def _on_AddrV2(self, state: PeerState, msg: AddrV2) -> None:
+        for a in msg.addrs:
+            if a.network == 1:  # IPv4 is all we dial; others are accepted and not kept
+                host = ".".join(str(b) for b in a.addr)
+                self.addrbook.add(host, a.port, a.services, a.time)
+
+    async def _on_GetAddr(self, state: PeerState, msg: GetAddr) -> None:
+        if not state.conn.inbound:
+            return  # Core answers getaddr only on inbound connections
+        now = int(time.time())
+        known = self.addrbook.candidates(set())[:1000]
+        if state.conn.protocol.features.addrv2:
+            state.conn.send(
+                AddrV2(
+                    tuple(
+                        AddrV2Entry(
+                            a.last_seen or now,
+                            a.services,
+                            1,
+                            bytes(int(p) for p in a.host.split(".")),
+                            a.port,
+                        )
+                        for a in known
+                        if a.host.count(".") == 3
+                    )
+                )
+            )
+        else:
+            state.conn.send(
+                Addr(
+                    tuple(
+                        TimedAddr(a.last_seen or now, NetAddr.ipv4(a.host, a.port, a.services))
+                        for a in known
+                        if a.host.count(".") == 3
+                    )
+                )
+            )
+
+    # -- block download ----------------------------------------------------------------------
+    async def _request_blocks(self) -> None:
+        wanted = await self._run_chain(self._blocks_to_fetch)
+        if not wanted:
+            return
+        in_flight = {h for s in self.peers.values() for h in s.in_flight}
+        now = time.monotonic()
+        peers = [s for s in self.peers.values() if s.conn.handshake_done.is_set()]
+        requests: dict[int, list[InvItem]] = {}
+        for height, block_hash in wanted:
+            if block_hash in in_flight:
+                continue
+            candidates = [
+                s
+                for s in peers
+                if len(s.in_flight) < MAX_BLOCKS_IN_FLIGHT_PER_PEER
+                and s.best_height >= height
+                and self._peer_can_serve(s, height)
+            ]
+            if not candidates:
+                continue
+            peer = min(candidates, key=lambda s: len(s.in_flight))
+            peer.in_flight[block_hash] = now
+            in_flight.add(block_hash)
+            requests.setdefault(peer.conn.id, []).append(InvItem(InvType.WITNESS_BLOCK, block_hash))
+        for peer_id, items in requests.items():
+            state = self.peers.get(peer_id)
+            if state is not None:
+                state.conn.send(GetData(tuple(items)))
+
+    @staticmethod
+    def _peer_can_serve(state: PeerState, height: int) -> bool:
+        version = state.conn.version
+        if version is None:
+            return False
+        if version.services & Services.NODE_NETWORK:
+            return True
+        # A limited peer keeps only its last 288 blocks (Core avoids asking deeper).
+        return bool(version.services & Services.NODE_NETWORK_LIMITED) and (
+            height > state.best_height - MIN_BLOCKS_TO_KEEP
+        )
+
+    def _blocks_to_fetch(self) -> list[tuple[int, bytes]]:
+        """(height, hash) of best-header-chain blocks we lack, within the window (chain thread)."""
+        chain = self.chain
+        tree = chain.tree
+        best = tree.best
+        tip = chain.height
+        if best.chainwork <= chain.tip.chainwork:
+            return []
+        fork = tree.fork_point(best, chain.entry(chain.tip.hash))
+        out = []
+        for height in range(fork.height + 1, min(best.height, tip + BLOCK_DOWNLOAD_WINDOW) + 1):
+            entry = tree.ancestor(best, height)
+            if entry is None:
+                break
+            if chain.get_block_bytes(entry.hash) is None:
+                out.append((height, entry.hash))
+        return out
+
+    async def _stall_watch(self) -> None:
+        while not self._stopping.is_set():
+            await asyncio.sleep(2.0)
+            now = time.monotonic()
+            for state in list(self.peers.values()):
+                if any(now - t > BLOCK_DOWNLOAD_TIMEOUT for t in state.in_flight.values()):
+                    state.conn.close("block download stalled")
+
+    # -- relay -------------------------------------------------------------------------------
+    def _on_tip_change(self, change: TipChange) -> None:
+        """Called on the chain thread; announce the new blocks from the event loop."""
+        if self._loop is None or not change.connected:
+            return
+        self._loop.call_soon_threadsafe(self._spawn, self._announce(change.connected))
+
+    async def _announce(self, hashes: tuple[bytes, ...]) -> None:
+        raws = await self._run_chain(lambda: [self.chain.entry(h).raw for h in hashes[-8:]])
+        headers = tuple(BlockHeader.parse(raw) for raw in raws)
+        for state in list(self.peers.values()):
+            conn = state.conn
+            if not conn.handshake_done.is_set():
+                continue
+            if conn.send_headers:
+                conn.send(Headers(headers))
+            else:
+                conn.send(Inv(tuple(InvItem(InvType.BLOCK, h.hash) for h in headers)))
+
+    # -- status --------------------------------------------------------------------------------
+    def peer_info(self) -> list[dict[str, Any]]:
+        out = []
+        for state in self.peers.values():
+            c = state.conn
+            v = c.version
+            out.append(
+                {
+                    "id": c.id,
+                    "addr": c.addr,
+                    "inbound": c.inbound,
+                    "services": f"{v.services:016x}" if v else None,
+                    "version": v.version if v else None,
+                    "subver": v.user_agent.decode("latin-1") if v else None,
+                    "startingheight": v.start_height if v else None,
+                    "synced_blocks": state.best_height,
+                    "inflight": len(state.in_flight),
+                    "bytessent": c.stats.bytes_sent,
+                    "bytesrecv": c.stats.bytes_recv,
+                    "pingtime": c.stats.ping_ms / 1000 if c.stats.ping_ms else None,
+                }
+            )
+        return out

@@ -1,0 +1,291 @@
+"""Our SV2 server side (Noise responder, extended channels) against SRI's `translator_sv2`.
+
+Topology: in-test SV1 miner -> translator_sv2 -> in-test SV2 pool (our codec). The pool answers
+the translator's OpenExtendedMiningChannel with a NewExtendedMiningJob; the SV1 miner gets it as
+mining.notify, builds the header the SV1 way and submits a share; the translator forwards it as
+SubmitSharesExtended. Rebuilding the header from that share with the SV2 rule (coinbase =
+prefix || extranonce_prefix || extranonce || suffix) must give the miner's exact header, so SRI
+and our code agree on every byte of the extended-job semantics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from protocols.sv2 import keys, secp
+from protocols.sv2.connection import Sv2Connection
+from protocols.sv2.messages import (
+    NewExtendedMiningJob,
+    OpenExtendedMiningChannel,
+    OpenExtendedMiningChannelSuccess,
+    RequestExtensions,
+    RequestExtensionsSuccess,
+    SetNewPrevHash,
+    SetupConnection,
+    SetupConnectionSuccess,
+    SubmitSharesExtended,
+    SubmitSharesSuccess,
+)
+from protocols.sv2.noise import Certificate
+from tests.conftest import require_interop
+
+pytestmark = pytest.mark.interop
+
+CACHE = Path(os.environ.get("BLVM_CACHE", Path.home() / ".cache" / "blvm"))
+TRANSLATOR = CACHE / "sri" / "bin" / "translator_sv2"
+NBITS = 0x207FFFFF
+VERSION = 0x20000000
+EXTRANONCE_PREFIX = bytes.fromhex("a1b2c3d4")
+
+
+def _sha256d(data: bytes) -> bytes:
+    return hashlib.sha256(hashlib.sha256(data).digest()).digest()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Pool(threading.Thread):
+    """Minimal SV2 pool: one extended channel, one job, acknowledges every share."""
+
+    def __init__(self, listener: socket.socket, authority: bytes) -> None:
+        super().__init__(daemon=True)
+        self.listener = listener
+        static = os.urandom(32)
+        now = int(time.time())
+        cert = Certificate.issue(authority, secp.xonly_from_secret(static), now - 5, now + 3600)
+        self.conn = Sv2Connection.responder(static, cert)
+        self.events: queue.Queue = queue.Queue()
+        self.prev_hash = os.urandom(32)
+        self.ntime = now
+        self.job: NewExtendedMiningJob | None = None
+        self.error: BaseException | None = None
+
+    def _job(self, channel_id: int, extranonce_size: int) -> NewExtendedMiningJob:
+        script_sig = bytes.fromhex("03c80000")  # BIP34 height push (200)
+        script_len = len(script_sig) + len(EXTRANONCE_PREFIX) + extranonce_size
+        prefix = (
+            (2).to_bytes(4, "little")
+            + b"\x01"
+            + bytes(32)
+            + b"\xff\xff\xff\xff"
+            + bytes([script_len])
+            + script_sig
+        )
+        payout = bytes.fromhex("0014") + os.urandom(20)
+        suffix = (
+            b"\xff\xff\xff\xff"
+            + b"\x01"
+            + (5_000_000_000).to_bytes(8, "little")
+            + bytes([len(payout)])
+            + payout
+            + bytes(4)
+        )
+        return NewExtendedMiningJob(channel_id, 1, None, VERSION, True, (), prefix, suffix)
+
+    def run(self) -> None:
+        try:
+            sock, _ = self.listener.accept()
+            sock.settimeout(120)
+            while True:
+                while (event := self.conn.next_event()) is not None:
+                    self.events.put(event)
+                    self._handle(sock, event)
+                data = sock.recv(65536)
+                if not data:
+                    return
+                reply = self.conn.receive_data(data)
+                if reply:
+                    sock.sendall(reply)
+        except BaseException as exc:  # reported by the test
+            self.error = exc
+
+    def _handle(self, sock: socket.socket, event: object) -> None:
+        send = self.conn.send
+        if isinstance(event, SetupConnection):
+            sock.sendall(send(SetupConnectionSuccess(2, 0)))
+        elif isinstance(event, RequestExtensions):
+            sock.sendall(send(RequestExtensionsSuccess(event.request_id, ())))
+        elif isinstance(event, OpenExtendedMiningChannel):
+            size = max(event.min_extranonce_size, 8)
+            self.job = self._job(1, size)
+            sock.sendall(
+                send(
+                    OpenExtendedMiningChannelSuccess(
+                        event.request_id, 1, b"\xff" * 32, size, EXTRANONCE_PREFIX, 0
+                    )
+                )
+                + send(self.job)
+                + send(SetNewPrevHash(1, self.job.job_id, self.prev_hash, self.ntime, NBITS))
+            )
+        elif isinstance(event, SubmitSharesExtended):
+            sock.sendall(send(SubmitSharesSuccess(event.channel_id, event.sequence_number, 1, 1)))
+
+
+class Sv1Miner:
+    """Just enough Stratum V1 to subscribe, authorize, take a job and submit a share."""
+
+    def __init__(self, port: int) -> None:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        self.sock.settimeout(60)
+        self.buf = b""
+        self.next_id = 1
+
+    def call(self, method: str, params: list) -> int:
+        msg_id = self.next_id
+        self.next_id += 1
+        line = json.dumps({"id": msg_id, "method": method, "params": params}) + "\n"
+        self.sock.sendall(line.encode())
+        return msg_id
+
+    def read(self) -> dict:
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("translator closed the SV1 connection")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def wait_result(self, msg_id: int, notes: list[dict]) -> object:
+        while True:
+            msg = self.read()
+            if msg.get("id") == msg_id and "method" not in msg:
+                assert not msg.get("error"), msg
+                return msg["result"]
+            notes.append(msg)
+
+
+def _sv1_prevhash_to_header(prevhash_hex: str) -> bytes:
+    raw = bytes.fromhex(prevhash_hex)
+    return b"".join(raw[i : i + 4][::-1] for i in range(0, 32, 4))
+
+
+def test_sv2_translator_extended_channel_roundtrip(tmp_path: Path) -> None:
+    if not TRANSLATOR.exists():
+        require_interop(f"SRI translator_sv2 not built at {TRANSLATOR}; run scripts/install-sri.sh")
+    authority = os.urandom(32)
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(60)
+    pool = Pool(listener, authority)
+    pool.start()
+    sv1_port = _free_port()
+    config = tmp_path / "translator.toml"
+    config.write_text(
+        'downstream_address = "127.0.0.1"\n'
+        f"downstream_port = {sv1_port}\n"
+        "max_supported_version = 2\n"
+        "min_supported_version = 2\n"
+        "downstream_extranonce2_size = 4\n"
+        "aggregate_channels = false\n"
+        "[downstream_difficulty_config]\n"
+        "min_individual_miner_hashrate = 10.0\n"
+        "shares_per_minute = 6.0\n"
+        "enable_vardiff = false\n"
+        "job_keepalive_interval_secs = 60\n"
+        "[[upstreams]]\n"
+        'address = "127.0.0.1"\n'
+        f"port = {listener.getsockname()[1]}\n"
+        f'authority_pubkey = "{keys.encode_authority_public_key(secp.xonly_from_secret(authority))}"\n'
+        'user_identity = "blvm-interop"\n'
+    )
+    log_path = tmp_path / "translator.log"
+    log = log_path.open("w")
+    proc = subprocess.Popen(
+        [str(TRANSLATOR), "-c", str(config)], stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        miner = Sv1Miner(sv1_port)
+        notes: list[dict] = []
+        sub = miner.wait_result(miner.call("mining.subscribe", ["blvm-test/1.0"]), notes)
+        extranonce1, extranonce2_size = bytes.fromhex(sub[1]), sub[2]
+        assert miner.wait_result(miner.call("mining.authorize", ["blvm.w1", "x"]), notes)
+        difficulty, notify = None, None
+        while notify is None:
+            msg = notes.pop(0) if notes else miner.read()
+            if msg.get("method") == "mining.set_difficulty":
+                difficulty = msg["params"][0]
+            elif msg.get("method") == "mining.notify":
+                notify = msg["params"]
+        job_id, prevhash, coinb1, coinb2, branches, version, nbits, ntime = notify[:8]
+        assert _sv1_prevhash_to_header(prevhash) == pool.prev_hash
+        assert int(nbits, 16) == NBITS and int(version, 16) == VERSION
+        assert branches == []
+        extranonce2 = bytes(extranonce2_size)
+        coinbase = bytes.fromhex(coinb1) + extranonce1 + extranonce2 + bytes.fromhex(coinb2)
+        head = (
+            int(version, 16).to_bytes(4, "little")
+            + pool.prev_hash
+            + _sha256d(coinbase)
+            + int(ntime, 16).to_bytes(4, "little")
+            + NBITS.to_bytes(4, "little")
+        )
+        target = (0xFFFF << 208) / difficulty if difficulty else float(1 << 256)
+        for nonce in range(5_000_000):
+            if int.from_bytes(_sha256d(head + nonce.to_bytes(4, "little")), "little") <= target:
+                break
+        else:
+            pytest.fail(f"no SV1 share for difficulty {difficulty}")
+        miner_header = head + nonce.to_bytes(4, "little")
+        accepted = miner.wait_result(
+            miner.call(
+                "mining.submit", ["blvm.w1", job_id, extranonce2.hex(), ntime, f"{nonce:08x}"]
+            ),
+            notes,
+        )
+        assert accepted is True
+
+        deadline = time.monotonic() + 30
+        share = None
+        while share is None and time.monotonic() < deadline:
+            event = pool.events.get(timeout=max(0.1, deadline - time.monotonic()))
+            if isinstance(event, SubmitSharesExtended):
+                share = event
+        assert share is not None, "translator did not forward the share"
+        job = pool.job
+        assert job is not None and share.job_id == job.job_id
+        rebuilt_coinbase = (
+            job.coinbase_tx_prefix + EXTRANONCE_PREFIX + share.extranonce + job.coinbase_tx_suffix
+        )
+        assert rebuilt_coinbase == coinbase
+        rebuilt = (
+            share.version.to_bytes(4, "little")
+            + pool.prev_hash
+            + _sha256d(rebuilt_coinbase)
+            + share.ntime.to_bytes(4, "little")
+            + NBITS.to_bytes(4, "little")
+            + share.nonce.to_bytes(4, "little")
+        )
+        assert rebuilt == miner_header
+        assert pool.error is None, pool.error
+        miner.sock.close()
+    except BaseException:
+        log.flush()
+        print(log_path.read_text()[-4000:])
+        raise
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        log.close()
+        listener.close()
