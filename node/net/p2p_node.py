@@ -32,6 +32,7 @@ from protocols.bitcoin.p2p.messages import (
     AddrV2Entry,
     BlockMessage,
     GetAddr,
+    GetBlocks,
     GetData,
     GetHeaders,
     Headers,
@@ -51,6 +52,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_HEADERS_RESULTS = 2000
+MAX_BLOCKS_RESULTS = 500  # getblocks answers at most this many inv entries
 BLOCK_DOWNLOAD_WINDOW = 1024
 MAX_BLOCKS_IN_FLIGHT_PER_PEER = 16
 BLOCK_DOWNLOAD_TIMEOUT = 60.0
@@ -237,6 +239,10 @@ class P2PNode:
             self.addrbook.mark_success(conn.host, conn.port, int(time.time()))
             conn.send(GetAddr())
         await self._send_getheaders(state)
+        if self.chain.height > version.start_height:
+            # The peer looks behind: announce our tip so it can fetch what it lacks
+            # (peers that sync by inv + getblocks, like btcd, rely on this).
+            conn.send(Inv((InvItem(InvType.BLOCK, self.chain.tip.hash),)))
 
     async def _send_getheaders(self, state: PeerState) -> None:
         locator = await self._run_chain(self.chain.tree.locator)
@@ -278,8 +284,21 @@ class P2PNode:
         headers = await self._run_chain(self._headers_after, msg.locator, msg.stop)
         state.conn.send(Headers(tuple(BlockHeader.parse(raw) for raw in headers)))
 
+    async def _on_GetBlocks(self, state: PeerState, msg: GetBlocks) -> None:
+        hashes = await self._run_chain(
+            self._active_after, msg.locator, msg.stop, MAX_BLOCKS_RESULTS, lambda e: e.hash
+        )
+        if hashes:
+            state.conn.send(Inv(tuple(InvItem(InvType.BLOCK, h) for h in hashes)))
+
     def _headers_after(self, locator: tuple[bytes, ...], stop: bytes) -> list[bytes]:
         """Headers of our active chain after the first locator hash we know (chain thread)."""
+        return self._active_after(locator, stop, MAX_HEADERS_RESULTS, lambda e: e.raw)
+
+    def _active_after(
+        self, locator: tuple[bytes, ...], stop: bytes, limit: int, pick: Callable[[Any], T]
+    ) -> list[T]:
+        """Up to ``limit`` active-chain entries after the locator's fork point, through ``stop``."""
         chain = self.chain
         start = 0
         for h in locator:
@@ -288,12 +307,11 @@ class P2PNode:
                 start = entry.height + 1
                 break
         out = []
-        for height in range(start, min(start + MAX_HEADERS_RESULTS, chain.height + 1)):
+        for height in range(start, min(start + limit, chain.height + 1)):
             block_hash = chain.block_hash_at(height)
             if block_hash is None:
                 break
-            entry = chain.entry(block_hash)
-            out.append(entry.raw)
+            out.append(pick(chain.entry(block_hash)))
             if block_hash == stop:
                 break
         return out

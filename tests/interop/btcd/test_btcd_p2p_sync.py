@@ -52,3 +52,158 @@ def test_sync_300_blocks_mined_by_btcd(btcd: Btcd, tmp_path: Path) -> None:
 
     height, tip, _ = asyncio.run(scenario())
     assert (height, tip) == (300, best)
+
+
+def test_btcd_accepts_blocks_we_mine(btcd: Btcd, tmp_path: Path) -> None:
+    from node.mining.generate import generate_blocks
+    from protocols.bitcoin.address import address_to_script
+    from tests.helpers.btcd import REGTEST_MINING_ADDRESS
+
+    script = address_to_script(REGTEST_MINING_ADDRESS, "regtest")
+
+    async def scenario() -> None:
+        chain = Chainstate.open(tmp_path / "ours", REGTEST)
+        node = P2PNode(chain, connect=[("127.0.0.1", btcd.p2p_port)])
+        await node.start()
+        try:
+            await _wait_for(
+                lambda: any(s.conn.handshake_done.is_set() for s in node.peers.values()), 30
+            )
+            hashes = await node._run_chain(generate_blocks, chain, script, 120)
+            tip = hash_to_hex(hashes[-1])
+            assert await _wait_for(lambda: btcd.rpc("getbestblockhash") == tip, 60)
+            assert btcd.rpc("getblockcount") == 120
+        finally:
+            await node.stop()
+            chain.close()
+
+    asyncio.run(scenario())
+
+
+def _replayed_utxo_stats(chain: Chainstate, datadir: Path):
+    """UTXO stats of a fresh chainstate fed our active chain's blocks in order."""
+    fresh = Chainstate.open(datadir, REGTEST)
+    try:
+        for height in range(1, chain.height + 1):
+            raw = chain.get_block_bytes(chain.block_hash_at(height))
+            assert fresh.process_block(raw).tip_changed
+        return fresh.utxo_stats()
+    finally:
+        fresh.close()
+
+
+def test_split_mine_reconnect_converges_both_ways(btcd: Btcd, tmp_path: Path) -> None:
+    from node.mining.generate import generate_blocks
+    from protocols.bitcoin.address import address_to_script
+    from tests.helpers.btcd import REGTEST_MINING_ADDRESS
+
+    script = address_to_script(REGTEST_MINING_ADDRESS, "regtest")
+    chain = Chainstate.open(tmp_path / "ours", REGTEST)
+
+    async def connected(until) -> None:
+        node = P2PNode(chain, connect=[("127.0.0.1", btcd.p2p_port)])
+        await node.start()
+        try:
+            assert await _wait_for(until, 60), (chain.height, btcd.rpc("getblockcount"))
+        finally:
+            await node.stop()
+
+    def same_tip() -> bool:
+        return chain.tip.hash_hex == btcd.rpc("getbestblockhash")
+
+    try:
+        btcd.rpc("generate", 20)
+        asyncio.run(connected(same_tip))
+        assert chain.height == 20
+        # Split: btcd mines 5, we mine 8; on reconnect btcd must reorg to our chain.
+        btcd.rpc("generate", 5)
+        ours = generate_blocks(chain, script, 8)
+        asyncio.run(connected(same_tip))
+        assert btcd.rpc("getblockcount") == 28 and chain.tip.hash == ours[-1]
+        # Split again: we mine 2, btcd mines 12; now we must reorg to btcd's chain.
+        generate_blocks(chain, script, 2)
+        btcd.rpc("generate", 12)
+        asyncio.run(connected(same_tip))
+        assert chain.height == 40
+        replay = _replayed_utxo_stats(chain, tmp_path / "replay")
+        assert chain.utxo_stats() == replay
+    finally:
+        chain.close()
+
+
+async def _raw_peer(port: int):
+    """A bare P2P client (our sans-IO protocol over a socket) that completes the handshake."""
+    from protocols.bitcoin.networks import REGTEST as NET
+    from protocols.bitcoin.p2p.messages import Verack, Version
+    from protocols.bitcoin.p2p.peer import PeerProtocol
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    proto = PeerProtocol(NET.magic)
+    writer.write(proto.send(Version(nonce=12345, start_height=0)))
+    inbox: list = []
+    while not proto.established:
+        data = await asyncio.wait_for(reader.read(65536), 10)
+        assert data, "node closed the connection during the handshake"
+        inbox += proto.receive_data(data)
+    writer.write(proto.send(Verack()))
+    return reader, writer, proto, inbox
+
+
+def test_pruned_node_keeps_syncing_and_refuses_deep_requests(btcd: Btcd, tmp_path: Path) -> None:
+    from protocols.bitcoin.p2p.messages import (
+        BlockMessage,
+        GetData,
+        InvItem,
+        InvType,
+        Services,
+        Version,
+    )
+
+    btcd.rpc("generate", 1200)
+    chain = Chainstate.open(tmp_path / "ours", REGTEST, prune_mib=0.1, fast_prune=True)
+
+    async def scenario() -> None:
+        node = P2PNode(chain, listen=("127.0.0.1", 0), connect=[("127.0.0.1", btcd.p2p_port)])
+        await node.start()
+        try:
+            best = btcd.rpc("getbestblockhash")
+            assert await _wait_for(lambda: chain.tip.hash_hex == best, 120)
+            chain.flush()  # pruning runs when the chainstate flushes
+            info = chain.prune_info()
+            assert info.pruned and info.prune_height > 100, info
+            assert chain.get_block_bytes(chain.block_hash_at(10)) is None
+            # The pruned node keeps following the chain.
+            btcd.rpc("generate", 50)
+            best = btcd.rpc("getbestblockhash")
+            assert await _wait_for(lambda: chain.tip.hash_hex == best, 60)
+            # It advertises NODE_NETWORK_LIMITED, serves recent blocks, refuses deep ones.
+            reader, writer, proto, inbox = await _raw_peer(node.bound_port)
+            version = next(m for m in inbox if isinstance(m, Version))
+            assert version.services & Services.NODE_NETWORK_LIMITED
+            assert not version.services & Services.NODE_NETWORK
+            tip = chain.tip.hash
+            writer.write(proto.send(GetData((InvItem(InvType.WITNESS_BLOCK, tip),))))
+            got = None
+            while got is None:
+                data = await asyncio.wait_for(reader.read(65536), 10)
+                assert data
+                got = next(
+                    (m for m in proto.receive_data(data) if isinstance(m, BlockMessage)), None
+                )
+            assert got.block.hash == tip
+            deep = chain.block_hash_at(chain.height - 400)
+            writer.write(proto.send(GetData((InvItem(InvType.WITNESS_BLOCK, deep),))))
+            closed = False
+            while not closed:
+                data = await asyncio.wait_for(reader.read(65536), 10)
+                closed = not data
+                if data:
+                    assert not any(isinstance(m, BlockMessage) for m in proto.receive_data(data))
+            writer.close()
+        finally:
+            await node.stop()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        chain.close()

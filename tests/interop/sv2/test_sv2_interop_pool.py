@@ -1,9 +1,10 @@
-"""Our SV2 client and template provider codec against SRI's `pool_sv2` (a real SV2 server).
+"""Our SV2 client and template provider codec against SRI servers (`pool_sv2`, `jd_client_sv2`).
 
-Topology: in-test Template Provider (our Noise responder + TD messages) <- pool_sv2 <- in-test
-miner (our Noise initiator + Mining messages). The miner checks the pool's certificate with the
+Topology: in-test Template Provider (our Noise responder + TD messages) <- SRI role <- in-test
+miner (our Noise initiator + Mining messages). The JD client runs in SOLOMINING mode, so it
+needs nothing but our template provider. The miner checks the pool's certificate with the
 SRI example authority key, opens a standard channel, mines the pool's job in Python and submits
-a share; the pool must accept it, and because regtest difficulty makes it a block too, forward
+a share; the role must accept it, and because regtest difficulty makes it a block too, forward
 a SubmitSolution to our template provider. That exercises NewTemplate/SetNewPrevHash/
 CoinbaseOutputConstraints/SubmitSolution and the whole Mining channel flow against SRI's codec.
 """
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from protocols.bitcoin.tx import Tx
 from protocols.sv2 import keys, secp
 from protocols.sv2.connection import HandshakeComplete, Sv2Connection
 from protocols.sv2.messages import (
@@ -47,7 +49,7 @@ from tests.conftest import require_interop
 pytestmark = pytest.mark.interop
 
 CACHE = Path(os.environ.get("BLVM_CACHE", Path.home() / ".cache" / "blvm"))
-POOL = CACHE / "sri" / "bin" / "pool_sv2"
+BIN = CACHE / "sri" / "bin"
 SRI_SECRET = "mkDLTBBRxdBv998612qipDYoTK3YUrqLe8uWw7gu3iXbSrn2n"
 SRI_PUBLIC = "9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72"
 NBITS = 0x207FFFFF  # regtest
@@ -147,9 +149,50 @@ def _wait_for(q: queue.Queue, kind: type, timeout: float):
     raise AssertionError(f"no {kind.__name__} within {timeout}s")
 
 
-def test_sv2_pool_accepts_our_client_and_template_provider(tmp_path: Path) -> None:
-    if not POOL.exists():
-        require_interop(f"SRI pool_sv2 not built at {POOL}; run scripts/install-sri.sh")
+def _pool_config(port: int, tp_port: int, payout: str) -> str:
+    return (
+        f'authority_public_key = "{SRI_PUBLIC}"\n'
+        f'authority_secret_key = "{SRI_SECRET}"\n'
+        "cert_validity_sec = 3600\n"
+        f'listen_address = "127.0.0.1:{port}"\n'
+        f'coinbase_reward_script = "{payout}"\n'
+        "server_id = 1\n"
+        'pool_signature = "blvm interop"\n'
+        "shares_per_minute = 6.0\n"
+        "share_batch_size = 1\n"
+        "[template_provider_type.Sv2Tp]\n"
+        f'address = "127.0.0.1:{tp_port}"\n'
+    )
+
+
+def _jdc_config(port: int, tp_port: int, payout: str) -> str:
+    return (
+        'mode = "SOLOMINING"\n'
+        "upstreams = []\n"
+        f'listening_address = "127.0.0.1:{port}"\n'
+        "max_supported_version = 2\n"
+        "min_supported_version = 2\n"
+        f'authority_public_key = "{SRI_PUBLIC}"\n'
+        f'authority_secret_key = "{SRI_SECRET}"\n'
+        "cert_validity_sec = 3600\n"
+        f'coinbase_reward_script = "{payout}"\n'
+        'jdc_signature = "blvm interop"\n'
+        "shares_per_minute = 6.0\n"
+        "share_batch_size = 1\n"
+        "[template_provider_type.Sv2Tp]\n"
+        f'address = "127.0.0.1:{tp_port}"\n'
+    )
+
+
+@pytest.mark.parametrize(
+    ("role", "make_config"), [("pool_sv2", _pool_config), ("jd_client_sv2", _jdc_config)]
+)
+def test_sv2_sri_server_accepts_our_client_and_template_provider(
+    tmp_path: Path, role: str, make_config
+) -> None:
+    binary = BIN / role
+    if not binary.exists():
+        require_interop(f"SRI {role} not built at {binary}; run scripts/install-sri.sh")
     tp_listener = socket.create_server(("127.0.0.1", 0))
     tp_listener.settimeout(60)
     template, prev = _template()
@@ -157,22 +200,13 @@ def test_sv2_pool_accepts_our_client_and_template_provider(tmp_path: Path) -> No
     tp.start()
     pool_port = _free_port()
     payout_key = secp.ellswift_decode(secp.ellswift_create(os.urandom(32), os.urandom(32)))
-    config = tmp_path / "pool.toml"
+    config = tmp_path / f"{role}.toml"
     config.write_text(
-        f'authority_public_key = "{SRI_PUBLIC}"\n'
-        f'authority_secret_key = "{SRI_SECRET}"\n'
-        "cert_validity_sec = 3600\n"
-        f'listen_address = "127.0.0.1:{pool_port}"\n'
-        f'coinbase_reward_script = "wpkh({payout_key.hex()})"\n'
-        "server_id = 1\n"
-        'pool_signature = "blvm interop"\n'
-        "shares_per_minute = 6.0\n"
-        "share_batch_size = 1\n"
-        "[template_provider_type.Sv2Tp]\n"
-        f'address = "127.0.0.1:{tp_listener.getsockname()[1]}"\n'
+        make_config(pool_port, tp_listener.getsockname()[1], f"wpkh({payout_key.hex()})")
     )
-    log = (tmp_path / "pool.log").open("w")
-    proc = subprocess.Popen([str(POOL), "-c", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    log_path = tmp_path / f"{role}.log"
+    log = log_path.open("w")
+    proc = subprocess.Popen([str(binary), "-c", str(config)], stdout=log, stderr=subprocess.STDOUT)
     try:
         setup = _wait_for(tp.received, SetupConnection, 60)
         assert setup.protocol == Protocol.TEMPLATE_DISTRIBUTION
@@ -235,8 +269,10 @@ def test_sv2_pool_accepts_our_client_and_template_provider(tmp_path: Path) -> No
             + ntime.to_bytes(4, "little")
             + NBITS.to_bytes(4, "little")
         )
+        # Meet the channel target and the (regtest, ~2^255) network target: a share and a block.
+        goal = min(target, NETWORK_TARGET)
         for nonce in range(5_000_000):
-            if int.from_bytes(_sha256d(head + nonce.to_bytes(4, "little")), "little") <= target:
+            if int.from_bytes(_sha256d(head + nonce.to_bytes(4, "little")), "little") <= goal:
                 break
         else:
             pytest.fail(f"no share found for target {target:064x}")
@@ -248,13 +284,20 @@ def test_sv2_pool_accepts_our_client_and_template_provider(tmp_path: Path) -> No
             if isinstance(event, SubmitSharesSuccess):
                 assert event.new_submits_accepted_count == 1
                 break
-        header_hash = int.from_bytes(_sha256d(head + nonce.to_bytes(4, "little")), "little")
-        if header_hash <= NETWORK_TARGET:
-            solution = _wait_for(tp.received, SubmitSolution, 30)
-            assert solution.template_id == 1 and solution.header_nonce == nonce
-            assert solution.coinbase_tx[:4] == (2).to_bytes(4, "little")
+        solution = _wait_for(tp.received, SubmitSolution, 30)
+        assert (solution.template_id, solution.header_nonce) == (1, nonce)
+        assert (solution.version, solution.header_timestamp) == (job.version, ntime)
+        coinbase = Tx.from_bytes(solution.coinbase_tx)
+        # Standard channel, coinbase-only template: the job's merkle root is the coinbase txid.
+        assert coinbase.txid == job.merkle_root
+        assert coinbase.version == template.coinbase_tx_version
+        assert template.coinbase_tx_outputs in solution.coinbase_tx
         sock.close()
         assert tp.error is None, tp.error
+    except BaseException:
+        log.flush()
+        print(log_path.read_text()[-4000:])
+        raise
     finally:
         proc.kill()
         proc.wait(timeout=10)

@@ -289,3 +289,50 @@ def test_sv2_translator_extended_channel_roundtrip(tmp_path: Path) -> None:
         proc.wait(timeout=10)
         log.close()
         listener.close()
+
+
+def test_sv2_translator_rejects_certificate_from_other_authority(tmp_path: Path) -> None:
+    """Negative control: with a different authority key configured, SRI must refuse our pool,
+    so the positive test really exercised certificate verification."""
+    if not TRANSLATOR.exists():
+        require_interop(f"SRI translator_sv2 not built at {TRANSLATOR}; run scripts/install-sri.sh")
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(60)
+    pool = Pool(listener, os.urandom(32))
+    pool.start()
+    wrong = keys.encode_authority_public_key(secp.xonly_from_secret(os.urandom(32)))
+    config = tmp_path / "translator.toml"
+    config.write_text(
+        'downstream_address = "127.0.0.1"\n'
+        f"downstream_port = {_free_port()}\n"
+        "max_supported_version = 2\n"
+        "min_supported_version = 2\n"
+        "downstream_extranonce2_size = 4\n"
+        "aggregate_channels = false\n"
+        "[downstream_difficulty_config]\n"
+        "min_individual_miner_hashrate = 10.0\n"
+        "shares_per_minute = 6.0\n"
+        "enable_vardiff = false\n"
+        "job_keepalive_interval_secs = 60\n"
+        "[[upstreams]]\n"
+        'address = "127.0.0.1"\n'
+        f"port = {listener.getsockname()[1]}\n"
+        f'authority_pubkey = "{wrong}"\n'
+        'user_identity = "blvm-interop"\n'
+    )
+    log = (tmp_path / "translator.log").open("w")
+    proc = subprocess.Popen(
+        [str(TRANSLATOR), "-c", str(config)], stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        pool.join(timeout=20)  # the translator hangs up after act 2
+        assert not pool.is_alive(), "translator kept the connection open"
+        received = []
+        while not pool.events.empty():
+            received.append(pool.events.get())
+        assert not any(isinstance(e, SetupConnection) for e in received), received
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        log.close()
+        listener.close()
