@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -81,6 +83,7 @@ class P2PNode:
         max_inbound: int = 32,
         max_outbound: int = 8,
         datadir: Path | None = None,
+        ban_local: bool = False,
     ) -> None:
         self.chain = chainstate
         self.network = chainstate.params.networks_entry()
@@ -91,6 +94,8 @@ class P2PNode:
         self.addrbook = AddressBook(datadir / "peers.json" if datadir else None)
         self.peers: dict[int, PeerState] = {}
         self.banned: dict[str, float] = {}
+        self.ban_local = ban_local  # Core never bans local peers; tests may ask for it
+        self.recent_disconnects: deque[tuple[str, str, bool]] = deque(maxlen=64)
         self._nonces: set[int] = set()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="chain")
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -209,9 +214,13 @@ class P2PNode:
         finally:
             del self.peers[conn.id]
             log.info("peer %d %s disconnected: %s", conn.id, conn.addr, conn.close_reason)
+            self.recent_disconnects.append((conn.addr, conn.close_reason or "", conn.banned))
             if conn.banned:
-                self.banned[conn.host] = time.time() + BAN_SECONDS
-                log.warning("banned %s for 24 h: %s", conn.host, conn.close_reason)
+                if self.ban_local or not ipaddress.ip_address(conn.host).is_loopback:
+                    self.banned[conn.host] = time.time() + BAN_SECONDS
+                    log.warning("banned %s for 24 h: %s", conn.host, conn.close_reason)
+                else:
+                    log.warning("not banning local peer %s: %s", conn.addr, conn.close_reason)
             if state.in_flight and not self._stopping.is_set():
                 await self._request_blocks()
 
