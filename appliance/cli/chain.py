@@ -246,9 +246,9 @@ def _run_import(args: argparse.Namespace) -> int:
         if chainstate.policy.enabled:
             result["prune"] = chainstate.prune_info().to_dict()
     except ImportInputError as exc:
-        chainstate.close()
         return _fail_input(args, str(exc))
-    chainstate.close()
+    finally:
+        chainstate.close()  # flushes what was connected, also on Ctrl-C
     if report.invalid is not None:
         bad = report.invalid
         result["invalid"] = {

@@ -1,4 +1,4 @@
-"""`blvm node`: run the pruned validating node (P2P sync and relay)."""
+"""`blvm node`: run the pruned validating node (P2P sync and relay, JSON-RPC)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ import signal
 import sys
 from pathlib import Path
 
-from node.chain.chainstate import Chainstate, ChainstateError
+from node.chain.chainstate import ChainstateError
 from node.chain.params import get as get_params
-from node.net.p2p_node import P2PNode
+from node.chain.prune import PruneConfigError
+from node.service import NodeConfig, NodeService
 
 log = logging.getLogger("blvm.node")
-STATUS_EVERY = 10.0
+STATUS_EVERY = 30.0
 
 
 def default_datadir(chain: str) -> Path:
@@ -33,41 +34,62 @@ def parse_hostport(text: str, default_port: int) -> tuple[str, int]:
     try:
         return host, int(port)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: port must be a number") from None
+        raise SystemExit(f"error: {text!r}: port must be a number") from None
 
 
 async def run_node(args: argparse.Namespace) -> int:
     params = get_params(args.chain)
     net = params.networks_entry()
-    datadir = Path(args.datadir) if args.datadir else default_datadir(params.name)
-    datadir.mkdir(parents=True, exist_ok=True)
-    try:
-        chain = Chainstate.open(datadir, params, prune_mib=args.prune)
-    except (ChainstateError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    connect = [parse_hostport(c, net.default_port) for c in args.connect]
-    listen = (
-        (args.bind, args.port if args.port is not None else net.default_port)
+    config = NodeConfig(
+        params=params,
+        datadir=Path(args.datadir) if args.datadir else default_datadir(params.name),
+        prune_mib=args.prune,
+        listen=(args.bind, args.port if args.port is not None else net.default_port)
         if args.listen
-        else None
+        else None,
+        connect=[parse_hostport(c, net.default_port) for c in args.connect],
+        rpc_bind=args.rpcbind,
+        rpc_port=args.rpcport,
+        rpc_enabled=args.rpc,
+        rpcauth=args.rpcauth,
     )
-    node = P2PNode(chain, listen=listen, connect=connect, datadir=datadir)
-    stop = asyncio.Event()
+    service = NodeService(config)
+    try:
+        await service.start()
+    except (ChainstateError, PruneConfigError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        await service.stop()
+        return 2
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await node.start()
-    log.info("node running: chain %s, datadir %s, height %d", params.name, datadir, chain.height)
+        loop.add_signal_handler(sig, service.request_stop)
+    chain = service.chain
+    assert chain is not None
+    rpc = (
+        f"RPC on {config.rpc_bind}:{service.rpc.port} (cookie in {config.datadir / '.cookie'})"
+        if service.rpc
+        else "RPC off"
+    )
+    log.info(
+        "node running: chain %s, datadir %s, height %d; %s",
+        params.name,
+        config.datadir,
+        chain.height,
+        rpc,
+    )
     try:
-        while not stop.is_set():
+        waiter = asyncio.create_task(service.wait())
+        while not waiter.done():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), STATUS_EVERY)
-            best = chain.tree.best
-            log.info("height %d, headers %d, peers %d", chain.height, best.height, len(node.peers))
+                await asyncio.wait_for(asyncio.shield(waiter), STATUS_EVERY)
+            log.info(
+                "height %d, headers %d, peers %d",
+                chain.height,
+                chain.tree.best.height,
+                len(service.p2p.peers),
+            )
     finally:
-        await node.stop()
-        chain.close()
+        await service.stop()
     return 0
 
 
@@ -78,9 +100,10 @@ def _run(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "node",
-        help="run the validating node (P2P sync and relay)",
-        description="Run the pruned validating node. With no options it starts a regtest node "
-        "in ~/.local/share/blvm/regtest listening on the network's default port.",
+        help="run the validating node (P2P, JSON-RPC)",
+        description="Run the pruned validating node. With no options it starts a regtest node in "
+        "~/.local/share/blvm/regtest, P2P on 127.0.0.1:18444 and JSON-RPC on 127.0.0.1:18443 "
+        "(cookie authentication: the .cookie file in the datadir).",
     )
     p.add_argument(
         "--chain", default="regtest", help="mainnet, testnet4, signet or regtest (default regtest)"
@@ -108,6 +131,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=True,
         help="accept inbound peers (default on)",
     )
-    p.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--bind", default="127.0.0.1", help="P2P listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, metavar="N", help="P2P port (default: the network's)")
+    p.add_argument(
+        "--rpc",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="serve JSON-RPC (default on)",
+    )
+    p.add_argument(
+        "--rpcbind",
+        default="127.0.0.1",
+        help="RPC listen address (default 127.0.0.1; only change it behind a firewall)",
+    )
+    p.add_argument("--rpcport", type=int, metavar="N", help="RPC port (default: the network's)")
+    p.add_argument(
+        "--rpcauth",
+        action="append",
+        default=[],
+        metavar="USER:SALT$HASH",
+        help="extra RPC credentials in Bitcoin Core's rpcauth format (repeatable)",
+    )
     p.set_defaults(func=_run)

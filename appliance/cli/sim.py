@@ -167,7 +167,8 @@ def _status_line(s: dict[str, Any]) -> str:
         f"{s['port'] or 'UNPLUGGED'} {s['baud']} baud (host {s['host_baud']}) | "
         f"{'on' if s['powered'] else 'OFF'} {s['vcore_v']:.3f} V {s['power_w']:.1f} W | "
         f"{mhz} MHz | {temps} C | fan {s['fan_rpm']} rpm | jobs {s['jobs_rx']} "
-        f"nonces {s['nonces_tx']} hw {s['hw_errors_tx']} | hashes {s['real_hashes']}"
+        f"nonces {s['nonces_tx']} hw {s['hw_errors_tx']} | "
+        f"real {s.get('real_hashrate_hps', 0)} H/s"
     )
 
 

@@ -14,6 +14,7 @@ chainstate in the same transaction as the index.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 from dataclasses import dataclass
@@ -188,10 +189,8 @@ class BlockStore:
                 if fd is not None:
                     os.close(fd)
                 self._unsynced.discard((kind, num))
-                try:
+                with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.path(kind, num))
-                except FileNotFoundError:
-                    pass
             if num in self.files:
                 self.files[num] = FileInfo()
                 self.dirty_info.add(num)

@@ -1,10 +1,34 @@
 """The chainstate: headers, blocks on disk, the UTXO set and the active chain, kept consistent.
 
-``Chainstate.open(datadir, params)`` gives one object that accepts headers and blocks
-(``process_headers``, ``process_block``), keeps the most-work valid chain active
-(reorganising when another branch gets more work, going back when a block of the new
-branch turns out invalid), and answers queries (``tip``, ``get_block``, ``get_utxo``,
-``utxo_stats``). Tip changes are announced to subscribers.
+API (stable; the node, RPC, mining and CLI build on it):
+
+- ``Chainstate.open(datadir, params, prune_mib=0, script_threads=None, *, fast_prune=False,
+  cache_entries=400_000, flush_interval=300.0, clock=time.time)``; ``close()`` (flushes;
+  also a context manager). ``prune_mib``: 0 = keep everything, else >= 550
+  (``PruneConfigError``); ``fast_prune`` is the regtest-only test mode (64 KiB files, any
+  target). Opening a datadir of another network raises ``ChainstateError``.
+- ``process_block(block | bytes, now=None) -> BlockResult``: ``status`` ACCEPTED (checked
+  and stored; ``tip_changed`` says whether it moved the tip), DUPLICATE, or INVALID with
+  Core's ``reason`` (``block-decode-failed`` for undecodable bytes). Never raises for bad
+  input and never changes the tip/UTXO set on a rejection. An ACCEPTED result with
+  ``reason == "reorg-beyond-pruned-window"`` means a more-work branch exists that this
+  pruned node cannot reorganise to.
+- ``process_headers(headers, now=None) -> HeadersResult`` (stops at the first bad one).
+- ``tip`` (``TipInfo``: hash, height, chainwork, time, median_time_past), ``height``,
+  ``block_hash_at(h)``, ``in_active_chain(hash)``, ``entry(hash)`` (``HeaderEntry``).
+- ``get_block(hash) -> Block | None``, ``get_block_bytes(hash)`` (None when unknown or
+  pruned), ``get_utxo(outpoint36) -> Coin | None``.
+- ``utxo_stats() -> UtxoStats(count, total_amount, digest)`` (flushes first; the digest
+  is SHA-256 over all entries in key order, identical for identical UTXO sets).
+- ``prune_info() -> PruneInfo(pruned, prune_height, target_bytes, size_on_disk, files)``.
+- ``subscribe(callback) -> unsubscribe``: ``callback(TipChange(old, new, connected,
+  disconnected))`` after every tip change, synchronously, exceptions logged.
+- ``flush()``: make everything durable now.
+
+Behaviour: ``process_headers``/``process_block`` keep the most-work valid chain active
+(reorganising when another branch gets more work; when a block of the new branch is
+invalid it is marked failed with its descendants and the best remaining chain is
+restored). Calls are serialised by a lock.
 
 Layout under ``datadir``: ``chainstate/`` (one LMDB environment: coins, block index,
 file statistics, the best-block marker) and ``blocks/`` (blk/rev files).
@@ -32,12 +56,12 @@ import lmdb
 
 from node.chain import errors as E
 from node.chain.blockstore import FAST_PRUNE_FILE_SIZE, BlockStore, BlockStoreError, FileInfo
+from node.chain.checkqueue import ScriptCheckQueue
 from node.chain.coins import Coin
 from node.chain.errors import ChainError, ConsensusError
 from node.chain.headers import EntryStatus, HeaderEntry, HeaderTree, median_time_past
 from node.chain.params import ChainParams
 from node.chain.prune import MIN_BLOCKS_TO_KEEP, PrunePolicy, files_to_prune
-from node.chain.scriptcheck import BlockScriptVerifier
 from node.chain.txcheck import check_transaction
 from node.chain.undo import BlockUndo
 from node.chain.utxo import BlockView, CoinsCache, UtxoStats, compute_stats
@@ -52,7 +76,7 @@ from node.chain.validation import (
 )
 from protocols.bitcoin.block import HEADER_SIZE, Block, BlockHeader
 from protocols.bitcoin.errors import BitcoinProtocolError
-from protocols.bitcoin.hashes import hash_to_hex
+from protocols.bitcoin.hashes import hash_to_hex, sha256d
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +207,7 @@ class Chainstate:
         store: BlockStore,
         tree: HeaderTree,
         policy: PrunePolicy,
-        verifier: BlockScriptVerifier,
+        verifier: ScriptCheckQueue,
         cache_entries: int,
         flush_interval: float,
         clock: Callable[[], float],
@@ -277,7 +301,7 @@ class Chainstate:
             store,
             tree,
             policy,
-            BlockScriptVerifier(script_threads),
+            ScriptCheckQueue(script_threads),
             cache_entries,
             flush_interval,
             clock,
@@ -312,7 +336,7 @@ class Chainstate:
         if best is None:
             self.flush()
         self._activate()
-        log.info("chainstate opened: %s height %d", tip.hash_hex, self.height)
+        log.debug("chainstate opened at %s height %d", self.tip.hash_hex, self.height)
 
     def _rebuild_candidates(self) -> None:
         chain = self._chain
@@ -414,7 +438,7 @@ class Chainstate:
                     raw = header if isinstance(header, bytes) else header.serialize()
                     if len(raw) != HEADER_SIZE:
                         raise ConsensusError("bad-header-length", f"{len(raw)} bytes, not 80")
-                    known = raw and self.tree.get(_hash80(raw))
+                    known = self.tree.get(_hash80(raw))
                     entry = self.tree.accept(raw, now_i)
                 except ConsensusError as exc:
                     return HeadersResult(
@@ -528,7 +552,7 @@ class Chainstate:
     def _remember(self, h: bytes, checked: CheckedBlock) -> None:
         recent = self._recent
         recent[h] = checked
-        while len(recent) > 32:
+        while len(recent) > 8:  # parsed blocks are ~10x their size in memory
             del recent[next(iter(recent))]
 
     def _link(self, entry: HeaderEntry) -> None:
@@ -596,7 +620,10 @@ class Chainstate:
             if target is None:
                 break
             fork = self.tree.fork_point(tip, target)
-            if not self._can_reorg(tip, fork):
+            if not self._has_data(target, fork, _HAVE_DATA):
+                self._candidates.discard(target)  # its blocks were pruned meanwhile
+                continue
+            if not self._has_data(tip, fork, _HAVE_DATA | _HAVE_UNDO):
                 act.refused = (
                     f"block {target.hash_hex} needs a reorg to height {fork.height}, below "
                     f"the stored undo data (prune height {self.prune_info().prune_height})"
@@ -627,9 +654,9 @@ class Chainstate:
             self._notify(TipChange(old, self.tip, tuple(act.connected), tuple(act.disconnected)))
         return act
 
-    def _can_reorg(self, tip: HeaderEntry, fork: HeaderEntry) -> bool:
-        e = tip
-        need = _HAVE_DATA | _HAVE_UNDO
+    def _has_data(self, start: HeaderEntry, fork: HeaderEntry, need: int) -> bool:
+        """Every block from ``start`` down to (excluding) ``fork`` has ``need`` stored."""
+        e = start
         while e is not fork:
             if e.status & need != need:
                 return False
@@ -766,6 +793,4 @@ class Chainstate:
 
 
 def _hash80(raw: bytes) -> bytes:
-    import hashlib
-
-    return hashlib.sha256(hashlib.sha256(raw).digest()).digest()
+    return sha256d(raw)

@@ -2,10 +2,12 @@
 
 A coin is keyed by its 36-byte outpoint (txid || index LE, exactly as it appears in
 a transaction input), so an input's ``prevout`` is the database key with no
-re-encoding. The value is ``varint(height * 2 + coinbase) || varint(amount) ||
-script``: heights and amounts are small in practice, so most coins need 1–4 bytes
-plus the script. The same encoding is used in undo data so a disconnected block
-restores byte-identical entries.
+re-encoding. The value is ``lengths || code || amount || script`` where ``code`` is
+``height * 2 + coinbase`` and both integers are minimal little-endian byte strings
+whose lengths share the first byte (high / low nibble): about 9 bytes plus the
+script for a typical coin, and encoded with two ``int.to_bytes`` calls instead of a
+per-byte loop (this runs for every created and spent coin). The same encoding is
+used in undo data, so a disconnected block restores byte-identical entries.
 """
 
 from __future__ import annotations
@@ -53,42 +55,48 @@ def read_varint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
         raise CoinDecodeError("truncated varint") from None
 
 
-def encode_coin(coin: Coin) -> bytes:
-    out = bytearray()
-    write_varint(coin.height * 2 + coin.coinbase, out)
-    write_varint(coin.amount, out)
-    out += coin.script
-    return bytes(out)
-
-
 def encode_parts(height: int, coinbase: bool, amount: int, script: bytes) -> bytes:
-    """``encode_coin`` without building a Coin first (the connect hot path)."""
+    """``encode_coin`` without building a Coin first."""
     code = height * 2 + coinbase
-    if code < 0x80 and amount < 0x80:
-        return bytes((code, amount)) + script
-    out = bytearray()
-    write_varint(code, out)
-    write_varint(amount, out)
-    out += script
-    return bytes(out)
+    nc = (code.bit_length() + 7) >> 3
+    na = (amount.bit_length() + 7) >> 3
+    return (
+        bytes(((nc << 4) | na,))
+        + code.to_bytes(nc, "little")
+        + amount.to_bytes(na, "little")
+        + script
+    )
+
+
+def encode_coin(coin: Coin) -> bytes:
+    code = coin.height * 2 + coin.coinbase
+    amount = coin.amount
+    nc = (code.bit_length() + 7) >> 3
+    na = (amount.bit_length() + 7) >> 3
+    return (
+        bytes(((nc << 4) | na,))
+        + code.to_bytes(nc, "little")
+        + amount.to_bytes(na, "little")
+        + coin.script
+    )
 
 
 def decode_coin(data: bytes | memoryview) -> Coin:
-    code, pos = read_varint(data, 0)
-    amount, pos = read_varint(data, pos)
-    return Coin(code >> 1, bool(code & 1), amount, bytes(data[pos:]))
+    try:
+        lengths = data[0]
+    except IndexError:
+        raise CoinDecodeError("empty coin record") from None
+    nc = lengths >> 4
+    na = lengths & 0x0F
+    end = 1 + nc + na
+    if nc > 8 or na > 8 or end > len(data):
+        raise CoinDecodeError("malformed coin record")
+    code = int.from_bytes(data[1 : 1 + nc], "little")
+    amount = int.from_bytes(data[1 + nc : end], "little")
+    return Coin(code >> 1, bool(code & 1), amount, bytes(data[end:]))
 
 
-def encode_coin_with_length(coin: Coin, out: bytearray) -> None:
-    """Length-prefixed encoding, for lists of coins (undo records)."""
-    body = encode_coin(coin)
-    write_varint(len(body), out)
-    out += body
-
-
-def decode_coin_with_length(buf: bytes | memoryview, pos: int) -> tuple[Coin, int]:
-    n, pos = read_varint(buf, pos)
-    end = pos + n
-    if end > len(buf):
-        raise CoinDecodeError("truncated coin")
-    return decode_coin(buf[pos:end]), end
+def decode_amount(data: bytes | memoryview) -> int:
+    """Just the amount of an encoded coin (for UTXO-set statistics)."""
+    nc = data[0] >> 4
+    return int.from_bytes(data[1 + nc : 1 + nc + (data[0] & 0x0F)], "little")

@@ -21,6 +21,7 @@ API (stable; the chainstate code builds on it):
   ``is_on_best_chain(entry)``, ``locator(entry=None)``, ``median_time_past(entry)``,
   ``fork_point(a, b)``, ``next_work_required(parent, time)``,
   ``mark_failed(entry)`` (descendants become FAILED_CHILD, best is re-chosen),
+  ``reconsider(entry)`` (clears those flags again), ``tips()`` (leaves, for getchaintips),
   ``set_status(entry, flags)``, ``from_entries(params, entries)``.
 - Free functions: ``check_proof_of_work(hash, bits, params)`` (Core's CheckProofOfWork),
   ``next_work_required(parent, time, params)`` (GetNextWorkRequired incl. min-difficulty and
@@ -314,6 +315,7 @@ class HeaderTree:
         self._seq = 1
         self._targets: dict[int, int | None] = {}
         self._work: dict[int, int] = {}
+        self._bits: dict[int, int] = {}
 
     # -- lookups -----------------------------------------------------------------------
     def __len__(self) -> int:
@@ -392,6 +394,8 @@ class HeaderTree:
         try:
             return self._targets[bits]
         except KeyError:
+            if len(self._targets) > 4096:  # junk headers must not grow the cache forever
+                self._targets.clear()
             t = self._targets[bits] = derive_target(bits, self.params)
             return t
 
@@ -402,14 +406,14 @@ class HeaderTree:
             w = self._work[bits] = block_work(bits)
             return w
 
-    def accept(self, header: BlockHeader | bytes, now: int | None) -> HeaderEntry:
+    def accept(self, header: BlockHeader | bytes | bytearray, now: int | None) -> HeaderEntry:
         """Validate ``header`` against its parent and add it (AcceptBlockHeader).
 
         Raises ConsensusError with Core's reason: ``high-hash``, ``prev-blk-not-found``,
         ``bad-prevblk``, ``bad-diffbits``, ``time-too-old``, ``time-timewarp-attack``,
         ``time-too-new``, ``bad-version(0x…)``, ``duplicate-invalid``.
         """
-        raw = header if isinstance(header, bytes) else header.serialize()
+        raw = header.serialize() if isinstance(header, BlockHeader) else bytes(header)
         if len(raw) != HEADER_SIZE:
             raise ValueError(f"block header must be 80 bytes, got {len(raw)}")
         h = _sha256(_sha256(raw).digest()).digest()
@@ -438,6 +442,7 @@ class HeaderTree:
         reason = check_header_context(version, time, bits, parent, self.params, now)
         if reason is not None:
             raise ConsensusError(reason, height=height, block_hash=h)
+        bits = self._bits.setdefault(bits, bits)  # one int object per distinct nBits
         entry = HeaderEntry(h, raw, height, time, bits, parent.chainwork + self._block_work(bits))
         entry.parent = parent
         entry.skip = parent.ancestor(skip_height(height))
@@ -484,6 +489,25 @@ class HeaderTree:
         if self.best is entry or self.best in descendants or self.best.failed:
             self._choose_best()
         return descendants
+
+    def reconsider(self, entry: HeaderEntry) -> None:
+        """Clear failure flags on ``entry``, its ancestors and descendants (ReconsiderBlock)."""
+        clear = ~_FAILED_MASK
+        h = entry.height
+        for e in self._index.values():
+            if e.status & _FAILED_MASK and (
+                (e.height >= h and e.ancestor(h) is entry)
+                or (e.height < h and entry.ancestor(e.height) is e)
+            ):
+                e.status &= clear
+        self._choose_best()
+
+    def tips(self) -> list[HeaderEntry]:
+        """Entries without children (for getchaintips), best first then by height."""
+        parents = {id(e.parent) for e in self._index.values() if e.parent is not None}
+        leaves = [e for e in self._index.values() if id(e) not in parents]
+        best = self.best
+        return sorted(leaves, key=lambda e: (e is not best, -e.height, e.seq))
 
     def _choose_best(self) -> None:
         best = self.genesis

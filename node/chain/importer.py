@@ -12,6 +12,7 @@ Import stops at the first invalid block: nothing after it is connected.
 from __future__ import annotations
 
 import logging
+import mmap
 import string
 import time
 from collections.abc import Callable, Iterator
@@ -48,25 +49,38 @@ def _block_end(data: bytes, pos: int) -> int:
 
 
 def iter_blocks(path: Path, magic: bytes) -> Iterator[tuple[int, bytes]]:
-    """Yield (ordinal from 1, serialized block) from a block file in any supported format."""
+    """Yield (ordinal from 1, serialized block) from a block file in any supported format.
+
+    Hex files are read line by line and binary files are memory-mapped, so a file of
+    any size is imported without loading it whole.
+    """
     try:
-        data = path.read_bytes()
+        f = path.open("rb")
     except OSError as exc:
         raise ImportInputError(f"cannot read {path}: {exc}") from exc
-    sample = data[:4096]
-    if sample.strip() and all(b in _HEX for b in sample):
-        n = 0
-        for lineno, line in enumerate(data.splitlines(), 1):
-            text = line.strip()
-            if not text:
-                continue
-            try:
-                raw = bytes.fromhex(text.decode("ascii"))
-            except (ValueError, UnicodeDecodeError):
-                raise ImportInputError(f"{path}:{lineno}: not a hex block") from None
-            n += 1
-            yield n, raw
-        return
+    with f:
+        sample = f.read(4096)
+        f.seek(0)
+        if not sample:
+            return
+        if sample.strip() and all(b in _HEX for b in sample):
+            n = 0
+            for lineno, line in enumerate(f, 1):
+                text = line.strip()
+                if not text:
+                    continue
+                try:
+                    raw = bytes.fromhex(text.decode("ascii"))
+                except (ValueError, UnicodeDecodeError):
+                    raise ImportInputError(f"{path}:{lineno}: not a hex block") from None
+                n += 1
+                yield n, raw
+            return
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            yield from _iter_binary(path, data, magic)
+
+
+def _iter_binary(path: Path, data: mmap.mmap, magic: bytes) -> Iterator[tuple[int, bytes]]:
     pos = 0
     n = 0
     size = len(data)

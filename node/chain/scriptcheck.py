@@ -27,7 +27,6 @@ which release the GIL, so worker threads verify signatures in parallel.
 from __future__ import annotations
 
 import ctypes
-import logging
 import os
 import threading
 from collections.abc import Sequence
@@ -37,8 +36,6 @@ from typing import Protocol
 
 from node.chain.errors import ChainError
 from node.chain.params import ChainParams, ScriptFlag
-
-log = logging.getLogger(__name__)
 
 
 class ScriptCheckError(ChainError):

@@ -11,14 +11,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from node.chain.coins import (
-    Coin,
-    CoinDecodeError,
-    decode_coin_with_length,
-    encode_coin_with_length,
-    read_varint,
-    write_varint,
-)
+from node.chain.coins import Coin, CoinDecodeError, decode_coin, encode_coin
+from protocols.bitcoin.compact import compact_size, read_compact_size
+from protocols.bitcoin.errors import DecodeError
 
 
 @dataclass(slots=True)
@@ -26,14 +21,17 @@ class BlockUndo:
     txs: list[list[Coin]] = field(default_factory=list)
 
     def serialize(self, block_hash: bytes) -> bytes:
-        out = bytearray()
-        write_varint(len(self.txs), out)
+        parts = [compact_size(len(self.txs))]
+        append = parts.append
         for spent in self.txs:
-            write_varint(len(spent), out)
+            append(compact_size(len(spent)))
             for coin in spent:
-                encode_coin_with_length(coin, out)
-        out += hashlib.sha256(block_hash + out).digest()
-        return bytes(out)
+                body = encode_coin(coin)
+                n = len(body)
+                append(bytes((n,)) if n < 0xFD else compact_size(n))
+                append(body)
+        out = b"".join(parts)
+        return out + hashlib.sha256(block_hash + out).digest()
 
     @classmethod
     def parse(cls, data: bytes, block_hash: bytes) -> BlockUndo:
@@ -42,15 +40,22 @@ class BlockUndo:
         body, check = data[:-32], data[-32:]
         if hashlib.sha256(block_hash + body).digest() != check:
             raise CoinDecodeError("undo record checksum mismatch")
-        ntx, pos = read_varint(body, 0)
-        txs: list[list[Coin]] = []
-        for _ in range(ntx):
-            nin, pos = read_varint(body, pos)
-            spent = []
-            for _ in range(nin):
-                coin, pos = decode_coin_with_length(body, pos)
-                spent.append(coin)
-            txs.append(spent)
+        try:
+            ntx, pos = read_compact_size(body, 0)
+            txs: list[list[Coin]] = []
+            for _ in range(ntx):
+                nin, pos = read_compact_size(body, pos)
+                spent = []
+                for _ in range(nin):
+                    n, pos = read_compact_size(body, pos)
+                    end = pos + n
+                    if end > len(body):
+                        raise CoinDecodeError("truncated coin in undo record")
+                    spent.append(decode_coin(body[pos:end]))
+                    pos = end
+                txs.append(spent)
+        except DecodeError as exc:
+            raise CoinDecodeError(f"malformed undo record: {exc}") from None
         if pos != len(body):
             raise CoinDecodeError("trailing bytes in undo record")
         return cls(txs)

@@ -18,7 +18,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from node.chain.coins import Coin, decode_coin, encode_coin, read_varint, write_varint
+from node.chain.coins import Coin, decode_amount, decode_coin, encode_coin, write_varint
 
 _MISSING = object()
 
@@ -134,14 +134,16 @@ class CoinsCache:
         """
         cache = self._cache
         db = self._db
-        put = txn.put
         delete = txn.delete
+        puts = []
         for op in sorted(self._dirty):
             coin = cache[op]
             if coin is None:
                 delete(op, db=db)
             else:
-                put(op, encode_coin(coin), db=db)
+                puts.append((op, encode_coin(coin)))
+        if puts:
+            txn.cursor(db=db).putmulti(puts)
         return len(self._dirty)
 
     def committed(self) -> None:
@@ -172,9 +174,7 @@ def compute_stats(env: Any, db: Any) -> UtxoStats:
         for key, value in txn.cursor():
             value = bytes(value)
             write_utxo_digest_entry(h, bytes(key), value)
-            _, pos = read_varint(value, 0)
-            amount, _ = read_varint(value, pos)
-            total += amount
+            total += decode_amount(value)
             count += 1
     return UtxoStats(count, total, h.hexdigest())
 

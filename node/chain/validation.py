@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from node.chain import errors as E
+from node.chain.checkqueue import ScriptSession
 from node.chain.coins import Coin
 from node.chain.errors import ChainError, ConsensusError
 from node.chain.params import MAX_MONEY, ChainParams, ScriptFlag, block_subsidy
-from node.chain.scriptcheck import ScriptFailure, ScriptJob, script_flags
+from node.chain.scriptcheck import script_flags
 from node.chain.undo import BlockUndo
 from protocols.bitcoin.block import Block
 from protocols.bitcoin.hashes import sha256d
@@ -37,7 +38,6 @@ from protocols.bitcoin.script import (
     count_witness_sigops,
     is_p2sh,
     p2sh_sigop_count,
-    sigop_count,
 )
 
 MAX_BLOCK_WEIGHT = 4_000_000
@@ -59,31 +59,68 @@ BIP30_REPEATS = {
 }
 
 _pack_index = struct.Struct("<I").pack
+_P2SH = int(ScriptFlag.P2SH)
+_WITNESS = int(ScriptFlag.WITNESS)
 _SIGOP_BYTES = (b"\xac", b"\xad", b"\xae", b"\xaf")
 
 
 class ScriptVerifier(Protocol):
-    """``node.chain.scriptcheck.BlockScriptVerifier``: the lowest failing input or None."""
+    """``node.chain.checkqueue.ScriptCheckQueue``: per-block sessions fed tx by tx."""
 
-    def verify(self, jobs: Sequence[ScriptJob], flags: int) -> ScriptFailure | None: ...
+    def session(self, flags: int) -> ScriptSession: ...
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def _legacy_sigops(script: bytes) -> int:
-    # Fast path: a script without any CHECKSIG/CHECKMULTISIG byte has no sigops.
+def legacy_sigop_count(script: bytes) -> int:
+    """Core's ``GetSigOpCount(false)`` without building op objects (the CheckBlock hot path).
+
+    Push data is skipped by length, never sliced; a push that runs past the end stops
+    the count exactly as a failing ``GetOp`` does in Core. Property-tested against
+    ``protocols.bitcoin.script.sigop_count``.
+    """
     for b in _SIGOP_BYTES:
         if b in script:
-            return sigop_count(script)
-    return 0
+            break
+    else:
+        return 0  # no CHECKSIG/CHECKMULTISIG byte anywhere: nothing to count
+    n = 0
+    pos = 0
+    end = len(script)
+    while pos < end:
+        op = script[pos]
+        pos += 1
+        if op <= 0x4E:
+            if op < 0x4C:
+                pos += op
+            elif op == 0x4C:
+                if pos + 1 > end:
+                    break
+                pos += 1 + script[pos]
+            elif op == 0x4D:
+                if pos + 2 > end:
+                    break
+                pos += 2 + (script[pos] | script[pos + 1] << 8)
+            else:
+                if pos + 4 > end:
+                    break
+                pos += 4 + int.from_bytes(script[pos : pos + 4], "little")
+            if pos > end:
+                break
+        elif op == 0xAC or op == 0xAD:
+            n += 1
+        elif op == 0xAE or op == 0xAF:
+            n += 20  # MAX_PUBKEYS_PER_MULTISIG: the inaccurate (legacy) count
+    return n
 
 
 def tx_legacy_sigops(tx: object) -> int:
     n = 0
+    count = legacy_sigop_count
     for txin in tx.inputs:  # type: ignore[attr-defined]
         if txin.script_sig:
-            n += _legacy_sigops(txin.script_sig)
+            n += count(txin.script_sig)
     for out in tx.outputs:  # type: ignore[attr-defined]
-        n += _legacy_sigops(out.script_pubkey)
+        n += count(out.script_pubkey)
     return n
 
 
@@ -252,9 +289,12 @@ def enforce_bip30(
     an old coinbase could first repeat a BIP34 one)."""
     if BIP30_REPEATS.get(height) == block_hash and params.name == "mainnet":
         return False
-    if params.bip34_hash is not None and height >= params.bip34_height:
-        if ancestor_hash(params.bip34_height) == params.bip34_hash:
-            return height >= BIP34_IMPLIES_BIP30_LIMIT
+    if (
+        params.bip34_hash is not None
+        and height >= params.bip34_height
+        and ancestor_hash(params.bip34_height) == params.bip34_hash
+    ):
+        return height >= BIP34_IMPLIES_BIP30_LIMIT
     return True
 
 
@@ -263,7 +303,7 @@ def _sequence_locks_ok(tx: object, prev_heights: list[int], ctx: ConnectContext)
     min_height = -1
     min_time = -1
     ancestor_mtp = ctx.ancestor_mtp
-    for txin, coin_height in zip(tx.inputs, prev_heights):  # type: ignore[attr-defined]
+    for txin, coin_height in zip(tx.inputs, prev_heights, strict=True):  # type: ignore[attr-defined]
         seq = txin.sequence
         if seq & SEQUENCE_LOCKTIME_DISABLE_FLAG:
             continue
@@ -282,12 +322,12 @@ def _sequence_locks_ok(tx: object, prev_heights: list[int], ctx: ConnectContext)
 def _extra_sigop_cost(tx: object, spent: list[Coin], flags: int) -> int:
     """P2SH and witness sigop cost of a transaction's inputs (legacy counted already)."""
     cost = 0
-    p2sh = flags & ScriptFlag.P2SH
-    for txin, coin in zip(tx.inputs, spent):  # type: ignore[attr-defined]
+    p2sh = flags & _P2SH
+    for txin, coin in zip(tx.inputs, spent, strict=True):  # type: ignore[attr-defined]
         s = coin.script
         n = len(s)
         if n == 22 and s[0] == 0 and s[1] == 20:  # P2WPKH
-            cost += 1 if flags & ScriptFlag.WITNESS else 0
+            cost += 1 if flags & _WITNESS else 0
             continue
         if (n == 34 and s[0] == 0x51 and s[1] == 32) or (n == 25 and s[0] == 0x76):
             continue  # P2TR / P2PKH: no P2SH or witness sigops
@@ -304,27 +344,14 @@ def connect_block(
     params: ChainParams,
     verifier: ScriptVerifier | None,
 ) -> tuple[BlockUndo, ConnectStats]:
-    """Apply a checked block to ``view`` (a CoinsCache); returns its undo data.
+    """Apply a checked block to ``view``; returns its undo data.
 
-    On ConsensusError the view holds partial changes: the caller must discard them
-    (the chainstate connects into a child cache layer it can drop).
+    On ConsensusError ``view`` holds partial changes: the caller discards it (the
+    chainstate connects into a ``BlockView`` layer and applies it only on success).
+    Script checks run on the verifier's threads while the loop goes on.
     """
-    block = checked.block
-    txs = block.txs
-    height = ctx.height
-    maturity = params.coinbase_maturity
-    flags = script_flags(height, params, ctx.block_hash)
-    bip68 = height >= params.csv_height
-    spend = view.spend  # type: ignore[attr-defined]
-    add = view.add  # type: ignore[attr-defined]
-    undo_txs: list[list[Coin]] = []
-    jobs: list[ScriptJob] = []
-    sigop_cost = 0
-    fees = 0
-    n_inputs = 0
-    legacy = checked.legacy_sigops
-    new_coin = Coin
-
+    txs = checked.block.txs
+    flags = script_flags(ctx.height, params, ctx.block_hash)
     if ctx.enforce_bip30:
         have = view.have  # type: ignore[attr-defined]
         for tx in txs:
@@ -332,9 +359,51 @@ def connect_block(
             for i in range(len(tx.outputs)):
                 if have(txid + _pack_index(i)):
                     raise ConsensusError(E.BAD_TXNS_BIP30, "tried to overwrite transaction")
-
     view.prefetch([txin.prevout for tx in txs[1:] for txin in tx.inputs])  # type: ignore[attr-defined]
+    session = verifier.session(flags) if verifier is not None else None
+    try:
+        undo_txs, fees, n_inputs = _connect_txs(checked, ctx, view, params, session, flags)
+        reward = fees + block_subsidy(ctx.height, params)
+        cb_out = sum(out.value for out in txs[0].outputs)
+        if cb_out > reward:
+            raise ConsensusError(
+                E.BAD_CB_AMOUNT, f"coinbase pays too much (actual={cb_out} vs limit={reward})"
+            )
+        failure = session.finish() if session is not None else None
+    except BaseException:
+        if session is not None:
+            session.cancel()
+        raise
+    if failure is not None:
+        raise ConsensusError(
+            E.script_verify_failed(failure.detail()),
+            f"script verification failed: {failure.detail()}",
+        )
+    return BlockUndo(undo_txs), ConnectStats(len(txs), n_inputs, fees)
 
+
+def _connect_txs(
+    checked: CheckedBlock,
+    ctx: ConnectContext,
+    view: object,
+    params: ChainParams,
+    session: ScriptSession | None,
+    flags: int,
+) -> tuple[list[list[Coin]], int, int]:
+    """The per-transaction loop: inputs, amounts, locks, sigops, new outputs."""
+    txs = checked.block.txs
+    height = ctx.height
+    maturity = params.coinbase_maturity
+    bip68 = height >= params.csv_height
+    spend = view.spend  # type: ignore[attr-defined]
+    add = view.add  # type: ignore[attr-defined]
+    check = session.add if session is not None else None
+    legacy = checked.legacy_sigops
+    new_coin = Coin
+    undo_txs: list[list[Coin]] = []
+    sigop_cost = 0
+    fees = 0
+    n_inputs = 0
     for index, tx in enumerate(txs):
         inputs = tx.inputs
         sigop_cost += legacy[index] * WITNESS_SCALE_FACTOR
@@ -357,7 +426,7 @@ def connect_block(
             if immature:
                 raise ConsensusError(
                     E.BAD_TXNS_PREMATURE_SPEND_OF_COINBASE,
-                    f"tx {tx.txid_hex} spends immature coinbase",
+                    f"tx {tx.txid_hex} spends an immature coinbase",
                 )
             if value_in > MAX_MONEY or any(c.amount > MAX_MONEY for c in spent):
                 raise ConsensusError(E.BAD_TXNS_INPUTVALUES_OUTOFRANGE)
@@ -382,7 +451,8 @@ def connect_block(
                 raise ConsensusError(E.BAD_TXNS_NONFINAL, "contains a non-BIP68-final transaction")
             sigop_cost += _extra_sigop_cost(tx, spent, flags)
             undo_txs.append(spent)
-            jobs.append(ScriptJob(index, tx.serialize(), [(c.amount, c.script) for c in spent]))
+            if check is not None:
+                check(index, tx.serialize(), [(c.amount, c.script) for c in spent])
         if sigop_cost > MAX_BLOCK_SIGOPS_COST:
             raise ConsensusError(E.BAD_BLK_SIGOPS, "too many sigops")
         txid = tx.txid
@@ -392,21 +462,7 @@ def connect_block(
             if (s and s[0] == 0x6A) or len(s) > 10_000:
                 continue  # provably unspendable: never enters the UTXO set
             add(txid + _pack_index(i), new_coin(height, coinbase, out.value, s), coinbase)
-
-    reward = fees + block_subsidy(height, params)
-    cb_out = sum(out.value for out in txs[0].outputs)
-    if cb_out > reward:
-        raise ConsensusError(
-            E.BAD_CB_AMOUNT, f"coinbase pays too much (actual={cb_out} vs limit={reward})"
-        )
-    if verifier is not None and jobs:
-        failure = verifier.verify(jobs, flags)
-        if failure is not None:
-            raise ConsensusError(
-                E.script_verify_failed(failure.detail()),
-                f"script verification failed: {failure.detail()}",
-            )
-    return BlockUndo(undo_txs), ConnectStats(len(txs), n_inputs, fees)
+    return undo_txs, fees, n_inputs
 
 
 class DisconnectError(ChainError):

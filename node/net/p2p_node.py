@@ -104,6 +104,7 @@ class P2PNode:
         self._stopping = asyncio.Event()
         self._unsubscribe: Callable[[], None] | None = None
         self.bound_port: int | None = None
+        self._added: dict[tuple[str, int], asyncio.Task] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -113,8 +114,8 @@ class P2PNode:
             self._server = await asyncio.start_server(self._accept, *self.listen)
             self.bound_port = self._server.sockets[0].getsockname()[1]
             log.info("listening for peers on %s:%d", self.listen[0], self.bound_port)
-        for host, port in self.connect:
-            self._spawn(self._keep_connected(host, port))
+        for target in self.connect:
+            self.add_node(target)
         self._spawn(self._stall_watch())
 
     async def stop(self) -> None:
@@ -189,6 +190,40 @@ class P2PNode:
             our_version=self._our_version,
             handler=self._on_message,
         )
+
+    def add_node(self, target: tuple[str, int], *, persistent: bool = True) -> bool:
+        """Connect to ``target`` (kept connected when ``persistent``); False if already added."""
+        if target in self._added:
+            return False
+        if persistent:
+            task = asyncio.create_task(self._keep_connected(*target))
+            self._added[target] = task
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        else:
+            self._spawn(self._connect_once(*target))
+        return True
+
+    def remove_node(self, target: tuple[str, int]) -> bool:
+        task = self._added.pop(target, None)
+        if task is None:
+            return False
+        task.cancel()
+        for state in list(self.peers.values()):
+            if state.outbound_target == target:
+                state.conn.close("removed with addnode")
+        return True
+
+    async def _connect_once(self, host: str, port: int) -> None:
+        if self._is_banned(host):
+            return
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 10)
+        except (OSError, TimeoutError) as exc:
+            log.info("cannot reach %s:%d: %s", host, port, exc)
+            self.addrbook.mark_failure(host, port)
+            return
+        await self._serve(self._make_conn(reader, writer, inbound=False), (host, port))
 
     async def _keep_connected(self, host: str, port: int) -> None:
         """Hold an outbound connection to ``host:port``, reconnecting after drops."""
