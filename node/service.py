@@ -17,14 +17,14 @@ from pathlib import Path
 from node.chain.chainstate import Chainstate
 from node.chain.params import ChainParams
 from node.net.p2p_node import P2PNode
-from node.rpc import blockchain, control, mining, net
+from node.rpc import blockchain, control, mining, net, rawtx
 from node.rpc.auth import Authenticator, write_cookie
 from node.rpc.context import NodeContext
 from node.rpc.dispatch import Dispatcher
 from node.rpc.server import RpcServer
 
 log = logging.getLogger(__name__)
-RPC_MODULES = (blockchain, control, mining, net)
+RPC_MODULES = (blockchain, control, mining, net, rawtx)
 
 
 @dataclass(slots=True)

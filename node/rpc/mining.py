@@ -56,7 +56,9 @@ def getmininginfo(ctx: NodeContext) -> dict[str, Any]:
     chain = ctx.chain
     tip = chain.tip
     entry = chain.entry(tip.hash)
-    next_bits = chain.tree.next_work_required(entry, max(int(time.time()), tip.median_time_past + 1))
+    next_bits = chain.tree.next_work_required(
+        entry, max(int(time.time()), tip.median_time_past + 1)
+    )
     out = {
         "blocks": tip.height,
         "bits": f"{next_bits:08x}",
