@@ -29,6 +29,7 @@ from node.chain.coins import Coin
 from node.chain.errors import ChainError, ConsensusError
 from node.chain.params import MAX_MONEY, ChainParams, ScriptFlag, block_subsidy
 from node.chain.scriptcheck import script_flags
+from node.chain.signet import check_signet_block
 from node.chain.undo import BlockUndo
 from protocols.bitcoin.block import Block
 from protocols.bitcoin.hashes import sha256d
@@ -210,6 +211,8 @@ def check_block(
         raise ConsensusError(E.BAD_BLK_LENGTH, "size limits failed")
     if not txs[0].is_coinbase():
         raise ConsensusError(E.BAD_CB_MISSING, "first tx is not coinbase")
+    if params.signet_challenge is not None:
+        check_signet_block(block, params)  # BIP325, where Core checks it: CheckBlock
     for tx in txs[1:]:
         if tx.is_coinbase():
             raise ConsensusError(E.BAD_CB_MULTIPLE, "more than one coinbase")
