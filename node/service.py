@@ -16,15 +16,18 @@ from pathlib import Path
 
 from node.chain.chainstate import Chainstate
 from node.chain.params import ChainParams
+from node.mempool import Mempool
+from node.mining.template import TemplateBuilder
 from node.net.p2p_node import P2PNode
-from node.rpc import blockchain, control, mining, net, rawtx
+from node.rpc import blockchain, control, mempool_rpc, mining, net, rawtx, template_rpc
 from node.rpc.auth import Authenticator, write_cookie
 from node.rpc.context import NodeContext
 from node.rpc.dispatch import Dispatcher
 from node.rpc.server import RpcServer
 
 log = logging.getLogger(__name__)
-RPC_MODULES = (blockchain, control, mining, net, rawtx)
+RPC_MODULES = (blockchain, control, mempool_rpc, mining, net, rawtx, template_rpc)
+MEMPOOL_FILE = "mempool.dat"
 
 
 @dataclass(slots=True)
@@ -45,6 +48,7 @@ class NodeService:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
         self.chain: Chainstate | None = None
+        self.mempool: Mempool | None = None
         self.p2p: P2PNode | None = None
         self.rpc: RpcServer | None = None
         self.ctx: NodeContext | None = None
@@ -63,14 +67,28 @@ class NodeService:
         self.chain = Chainstate.open(
             cfg.datadir, cfg.params, prune_mib=cfg.prune_mib, fast_prune=cfg.fast_prune
         )
-        self.p2p = P2PNode(self.chain, listen=cfg.listen, connect=cfg.connect, datadir=cfg.datadir)
+        self.mempool = Mempool(self.chain)
+        mempool_file = cfg.datadir / MEMPOOL_FILE
+        if mempool_file.exists():
+            loaded = self.mempool.load(str(mempool_file))
+            log.info("mempool: %d transactions reloaded", loaded.accepted)
+        self.p2p = P2PNode(
+            self.chain,
+            listen=cfg.listen,
+            connect=cfg.connect,
+            datadir=cfg.datadir,
+            mempool=self.mempool,
+        )
         await self.p2p.start()
         self.ctx = NodeContext(
             self.chain,
             p2p=self.p2p,
+            mempool=self.mempool,
             loop=asyncio.get_running_loop(),
             request_stop=self.request_stop,
+            templates=TemplateBuilder(self.chain, self.mempool),
         )
+        self.ctx.longpoll = template_rpc.TipWaiter(self.ctx)
         if cfg.rpc_enabled:
             dispatcher = Dispatcher(self.ctx)
             for module in RPC_MODULES:
@@ -95,5 +113,11 @@ class NodeService:
                 self._cookie.unlink()
         if self.p2p is not None:
             await self.p2p.stop()
+        if self.ctx is not None and self.ctx.longpoll is not None:
+            self.ctx.longpoll.unsubscribe()
+        if self.mempool is not None:
+            count = self.mempool.save(str(self.config.datadir / MEMPOOL_FILE))
+            log.info("mempool: %d transactions saved", count)
+            self.mempool.close()
         if self.chain is not None:
             self.chain.close()

@@ -15,6 +15,8 @@ API (stable; the node, RPC, mining and CLI build on it):
   pruned node cannot reorganise to.
 - ``process_headers(headers, now=None) -> HeadersResult`` (stops at the first bad one).
 - ``tip`` (``TipInfo``: hash, height, chainwork, time, median_time_past), ``height``,
+  ``best_header`` (most-work valid header, ahead of ``tip`` while syncing), ``tree``
+  (the ``HeaderTree``: locators, ancestors),
   ``block_hash_at(h)``, ``in_active_chain(hash)``, ``entry(hash)`` (``HeaderEntry``).
 - ``get_block(hash) -> Block | None``, ``get_block_bytes(hash)`` (None when unknown or
   pruned), ``get_utxo(outpoint36) -> Coin | None``.
@@ -23,7 +25,8 @@ API (stable; the node, RPC, mining and CLI build on it):
 - ``prune_info() -> PruneInfo(pruned, prune_height, target_bytes, size_on_disk, files)``.
 - ``subscribe(callback) -> unsubscribe``: ``callback(TipChange(old, new, connected,
   disconnected))`` after every tip change, synchronously, exceptions logged.
-- ``flush()``: make everything durable now.
+- ``flush()``: make everything durable now. ``lock``: the (reentrant) lock every public
+  method holds; hold it to read several things consistently.
 
 Behaviour: ``process_headers``/``process_block`` keep the most-work valid chain active
 (reorganising when another branch gets more work; when a block of the new branch is
@@ -92,6 +95,7 @@ _DB_META = b"meta"
 _META_BEST = b"best"
 _META_CHAIN = b"chain"
 _META_FORMAT = b"format"
+_META_PRUNED = b"pruned"  # set once any block file was deleted
 _FORMAT = b"1"
 
 BLOCK_DECODE_FAILED = "block-decode-failed"
@@ -236,6 +240,7 @@ class Chainstate:
         self._lock = threading.RLock()
         self._last_flush = clock()
         self._closed = False
+        self._pruned = False  # some block files were deleted (ever)
 
     # -- opening -----------------------------------------------------------------------------
     @classmethod
@@ -287,6 +292,12 @@ class Chainstate:
                     HeaderEntry.from_bytes(bytes(v), bytes(k)) for k, v in txn.cursor(db=index_db)
                 ]
                 best = txn.get(_META_BEST, db=meta)
+                was_pruned = txn.get(_META_PRUNED, db=meta) is not None
+            if was_pruned and not policy.enabled:
+                raise ChainstateError(
+                    f"{root} was pruned: blocks are missing, so it cannot be opened without "
+                    "a prune target; pass one (--prune) or start from an empty --datadir"
+                )
             max_file = FAST_PRUNE_FILE_SIZE if fast_prune else None
             store_kwargs = {"max_file_size": max_file} if max_file else {}
             store = BlockStore(root / "blocks", params.message_start, files=files, **store_kwargs)
@@ -306,6 +317,7 @@ class Chainstate:
             flush_interval,
             clock,
         )
+        state._pruned = was_pruned
         state._load(best)
         return state
 
@@ -362,6 +374,17 @@ class Chainstate:
     def height(self) -> int:
         return len(self._chain) - 1
 
+    @property
+    def lock(self) -> threading.RLock:
+        """Held by every public method; hold it to read several things consistently."""
+        return self._lock
+
+    @property
+    def best_header(self) -> TipInfo:
+        """The most-work valid header known (may be ahead of ``tip`` while syncing)."""
+        e = self.tree.best
+        return TipInfo(e.hash, e.height, e.chainwork, e.time, median_time_past(e))
+
     def block_hash_at(self, height: int) -> bytes | None:
         if 0 <= height < len(self._chain):
             return self._chain[height].hash
@@ -403,6 +426,8 @@ class Chainstate:
         with self._lock:
             chain = self._chain
             low = len(chain) - 1
+            if not self._pruned:
+                low = 0
             while low > 0 and chain[low - 1].status & _HAVE_DATA:
                 low -= 1
             present = sum(1 for i in self.store.files.values() if i.size)
@@ -760,6 +785,9 @@ class Chainstate:
                 for num in self.store.dirty_info:
                     txn.put(num.to_bytes(4, "big"), self.store.files[num].serialize(), db=files_db)
                 txn.put(_META_BEST, self._chain[-1].hash, db=dbs[_DB_META])
+                if prune:
+                    txn.put(_META_PRUNED, b"1", db=dbs[_DB_META])
+                    self._pruned = True
             self.coins.committed()
             self._dirty.clear()
             self.store.dirty_info.clear()

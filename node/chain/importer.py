@@ -16,11 +16,11 @@ import mmap
 import string
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from node.chain.chainstate import BlockResult, BlockStatus, Chainstate
-from node.chain.errors import ChainError
+from node.chain.errors import PREV_BLK_NOT_FOUND, ChainError
 from protocols.bitcoin.block import HEADER_SIZE
 from protocols.bitcoin.compact import read_compact_size
 from protocols.bitcoin.errors import DecodeError
@@ -28,6 +28,7 @@ from protocols.bitcoin.tx import Tx
 
 log = logging.getLogger(__name__)
 
+MAX_PENDING_BYTES = 512 * 1024 * 1024  # out-of-order blocks held back, at most
 _HEX = frozenset((string.hexdigits + string.whitespace).encode())
 
 
@@ -116,6 +117,27 @@ class ImportReport:
     invalid: BlockResult | None = None
     file: str | None = None
     ordinal: int | None = None
+    orphans: int = 0  # blocks whose parent never appeared (left unconnected)
+
+
+@dataclass(slots=True)
+class _Pending:
+    """Blocks that arrived before their parent (Core's blk files are not in height order)."""
+
+    by_parent: dict[bytes, list[tuple[str, int, bytes]]] = field(default_factory=dict)
+    count: int = 0
+    size: int = 0
+
+    def add(self, path: str, ordinal: int, raw: bytes) -> None:
+        self.by_parent.setdefault(raw[4:36], []).append((path, ordinal, raw))
+        self.count += 1
+        self.size += len(raw)
+
+    def children(self, block_hash: bytes) -> list[tuple[str, int, bytes]]:
+        kids = self.by_parent.pop(block_hash, [])
+        self.count -= len(kids)
+        self.size -= sum(len(k[2]) for k in kids)
+        return kids
 
 
 def import_files(
@@ -123,22 +145,41 @@ def import_files(
     paths: list[Path],
     progress: Callable[[str], None] | None = None,
     progress_every: float = 5.0,
+    max_pending_bytes: int = MAX_PENDING_BYTES,
 ) -> ImportReport:
-    """Feed every block of every file; stop at the first invalid one."""
+    """Feed every block of every file; stop at the first invalid one.
+
+    A block whose parent is not known yet is held back (up to ``max_pending_bytes``)
+    and fed as soon as the parent is accepted, as Core's ``-loadblock`` does; blocks
+    still waiting at the end are counted in ``orphans`` and reported as the first
+    of them with reason ``prev-blk-not-found``.
+    """
     report = ImportReport(connected_before=chainstate.height)
     started = last = time.monotonic()
     magic = chainstate.params.message_start
+    pending = _Pending()
     for path in paths:
         for ordinal, raw in iter_blocks(path, magic):
-            result = chainstate.process_block(raw)
-            report.processed += 1
-            if result.status is BlockStatus.DUPLICATE:
-                report.duplicates += 1
-            elif result.status is BlockStatus.INVALID:
-                report.invalid = result
-                report.file = str(path)
-                report.ordinal = ordinal
-                return report
+            queue = [(str(path), ordinal, raw)]
+            while queue:
+                src, num, block = queue.pop()
+                result = chainstate.process_block(block)
+                report.processed += 1
+                if result.status is BlockStatus.DUPLICATE:
+                    report.duplicates += 1
+                elif result.reason == PREV_BLK_NOT_FOUND and (
+                    pending.size + len(block) <= max_pending_bytes
+                ):
+                    report.processed -= 1  # counted when it is fed again
+                    pending.add(src, num, block)
+                    continue
+                elif result.status is BlockStatus.INVALID:
+                    report.invalid = result
+                    report.file = src
+                    report.ordinal = num
+                    return report
+                if result.block_hash is not None and pending.count:
+                    queue.extend(pending.children(result.block_hash))
             now = time.monotonic()
             if progress is not None and now - last >= progress_every:
                 last = now
@@ -147,4 +188,13 @@ def import_files(
                     f"imported {report.processed} blocks, height {chainstate.height} "
                     f"({rate:,.0f} blocks/s)"
                 )
+    if pending.count:
+        report.orphans = pending.count
+        src, num, block = min(
+            (item for kids in pending.by_parent.values() for item in kids),
+            key=lambda item: (paths.index(Path(item[0])), item[1]),
+        )
+        report.invalid = chainstate.process_block(block)
+        report.file = src
+        report.ordinal = num
     return report

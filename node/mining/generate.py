@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from node.chain.chainstate import BlockStatus, Chainstate
 from node.chain.errors import ChainError
@@ -52,12 +53,20 @@ def generate_blocks(
     *,
     max_tries: int = 1_000_000,
     now: Callable[[], float] = time.time,
+    templates: Any = None,
 ) -> list[bytes]:
-    """Mine ``count`` coinbase-only blocks on our tip; returns their hashes."""
+    """Mine ``count`` blocks on our tip; returns their hashes.
+
+    With ``templates`` (a ``node.mining.template.TemplateBuilder``) each block carries the
+    mempool's best transactions, as generatetoaddress does in Core; else coinbase only.
+    """
     hashes = []
     for i in range(count):
         extra = i.to_bytes(4, "little") + int(now() * 1000).to_bytes(8, "little")
-        block = build_block_on_tip(chain, script_pubkey, extra=extra, now=now)
+        if templates is not None:
+            block = templates.build().to_block(script_pubkey, extra)
+        else:
+            block = build_block_on_tip(chain, script_pubkey, extra=extra, now=now)
         if not solve(block.header, max_tries):
             raise MiningError(f"no nonce found in {max_tries} tries (difficulty too high for CPU)")
         result = chain.process_block(block)

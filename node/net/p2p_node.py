@@ -15,7 +15,7 @@ import ipaddress
 import logging
 import random
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -33,6 +33,7 @@ from protocols.bitcoin.p2p.messages import (
     AddrV2,
     AddrV2Entry,
     BlockMessage,
+    FeeFilter,
     GetAddr,
     GetBlocks,
     GetData,
@@ -46,15 +47,25 @@ from protocols.bitcoin.p2p.messages import (
     NotFound,
     Services,
     TimedAddr,
+    TxMessage,
     Verack,
     Version,
 )
+from protocols.bitcoin.tx import Tx
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_HEADERS_RESULTS = 2000
-MAX_BLOCKS_RESULTS = 500  # getblocks answers at most this many inv entries
+MAX_BLOCKS_RESULTS = 500
+MAX_ORPHANS = 100  # Core's DEFAULT_MAX_ORPHAN_TRANSACTIONS
+MAX_REJECTED = 50_000
+MAX_TX_REQUEST = 1000
+TX_INV_TYPES = (
+    InvType.TX,
+    InvType.WTX,
+    InvType.WITNESS_TX,
+)  # getblocks answers at most this many inv entries
 BLOCK_DOWNLOAD_WINDOW = 1024
 MAX_BLOCKS_IN_FLIGHT_PER_PEER = 16
 BLOCK_DOWNLOAD_TIMEOUT = 60.0
@@ -70,6 +81,7 @@ class PeerState:
     conn: PeerConnection
     best_height: int = 0
     in_flight: dict[bytes, float] = field(default_factory=dict)
+    fee_filter: int = 0  # sat/kvB below which the peer does not want our announcements
     outbound_target: tuple[str, int] | None = None
 
 
@@ -84,8 +96,14 @@ class P2PNode:
         max_outbound: int = 8,
         datadir: Path | None = None,
         ban_local: bool = False,
+        mempool: Any = None,
     ) -> None:
         self.chain = chainstate
+        self.mempool = mempool  # node.mempool.Mempool; None disables transaction relay
+        self._orphans: OrderedDict[bytes, tuple[Tx, int]] = OrderedDict()  # wtxid -> (tx, peer)
+        self._rejected: OrderedDict[bytes, None] = OrderedDict()  # recently refused wtxids
+        self._unlisten: Callable[[], None] | None = None
+        self._tx_source: dict[bytes, int] = {}  # wtxid -> peer id that sent it (no echo)
         self.network = chainstate.params.networks_entry()
         self.listen = listen
         self.connect = list(connect or [])
@@ -110,6 +128,8 @@ class P2PNode:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._unsubscribe = self.chain.subscribe(self._on_tip_change)
+        if self.mempool is not None:
+            self._unlisten = self.mempool.add_listener(self._on_mempool_accept)
         if self.listen is not None:
             self._server = await asyncio.start_server(self._accept, *self.listen)
             self.bound_port = self._server.sockets[0].getsockname()[1]
@@ -122,6 +142,8 @@ class P2PNode:
         self._stopping.set()
         if self._unsubscribe:
             self._unsubscribe()
+        if self._unlisten:
+            self._unlisten()
         if self._server is not None:
             self._server.close()
         for state in list(self.peers.values()):
@@ -311,6 +333,90 @@ class P2PNode:
     async def _on_Inv(self, state: PeerState, msg: Inv) -> None:
         if any(i.type in (InvType.BLOCK, InvType.WITNESS_BLOCK) for i in msg.items):
             await self._send_getheaders(state)
+        if self.mempool is None:
+            return
+        wtx = state.conn.protocol.features.wtxid_relay
+        wanted = []
+        for item in msg.items:
+            if item.type not in TX_INV_TYPES:
+                continue
+            if item.hash in self._rejected or item.hash in self._orphans:
+                continue
+            known = (
+                self.mempool.get_by_wtxid(item.hash)
+                if item.type == InvType.WTX
+                else self.mempool.get(item.hash)
+            )
+            if known is None:
+                kind = InvType.WTX if wtx and item.type == InvType.WTX else InvType.WITNESS_TX
+                wanted.append(InvItem(kind, item.hash))
+        if wanted:
+            state.conn.send(GetData(tuple(wanted[:MAX_TX_REQUEST])))
+
+    async def _on_TxMessage(self, state: PeerState, msg: TxMessage) -> None:
+        if self.mempool is None:
+            return
+        await self._admit_tx(msg.tx, state.conn.id)
+
+    async def _admit_tx(self, tx: Tx, source: int) -> None:
+        """Offer ``tx`` to the mempool; park orphans; retry orphans it unblocks."""
+        pending = [(tx, source)]
+        while pending:
+            tx, source = pending.pop()
+            # Recorded first: the mempool's listener announces the tx before accept returns.
+            self._tx_source[tx.wtxid] = source
+            result = await self._run_chain(self.mempool.accept, tx)
+            if result.accepted:
+                pending += self._orphans_spending(tx.txid)
+                continue
+            self._tx_source.pop(tx.wtxid, None)
+            if result.missing_inputs:
+                self._orphans[tx.wtxid] = (tx, source)
+                while len(self._orphans) > MAX_ORPHANS:
+                    self._orphans.popitem(last=False)
+                continue
+            self._remember_rejected(tx.wtxid)
+            state = self.peers.get(source)
+            if state is not None and (result.reason or "").startswith("mandatory-script-verify"):
+                state.conn.close(f"invalid transaction: {result.reason}", ban=True)
+
+    def _orphans_spending(self, txid: bytes) -> list[tuple[Tx, int]]:
+        out = []
+        for wtxid, (tx, source) in list(self._orphans.items()):
+            if any(txin.prev_txid == txid for txin in tx.inputs):
+                del self._orphans[wtxid]
+                out.append((tx, source))
+        return out
+
+    def _remember_rejected(self, wtxid: bytes) -> None:
+        self._rejected[wtxid] = None
+        while len(self._rejected) > MAX_REJECTED:
+            self._rejected.popitem(last=False)
+
+    def _on_mempool_accept(self, entry: Any) -> None:
+        """Mempool listener (any thread): announce the new transaction from the event loop."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._announce_tx, entry)
+
+    def _announce_tx(self, entry: Any) -> None:
+        source = self._tx_source.pop(entry.tx.wtxid, None)
+        feerate = entry.fee * 1000 // max(entry.vsize, 1)
+        for state in self.peers.values():
+            conn = state.conn
+            if conn.id == source or not conn.handshake_done.is_set():
+                continue
+            version = conn.version
+            if version is not None and not version.relay:
+                continue
+            if feerate < state.fee_filter:
+                continue
+            if conn.protocol.features.wtxid_relay:
+                conn.send(Inv((InvItem(InvType.WTX, entry.tx.wtxid),)))
+            else:
+                conn.send(Inv((InvItem(InvType.TX, entry.tx.txid),)))
+
+    async def _on_FeeFilter(self, state: PeerState, msg: FeeFilter) -> None:
+        state.fee_filter = max(0, msg.feerate)
 
     async def _on_BlockMessage(self, state: PeerState, msg: BlockMessage) -> None:
         block = msg.block
@@ -361,6 +467,7 @@ class P2PNode:
         return out
 
     async def _on_GetData(self, state: PeerState, msg: GetData) -> None:
+        self._serve_txs(state, [i for i in msg.items if i.type in TX_INV_TYPES])
         wanted = [i for i in msg.items if i.type in (InvType.BLOCK, InvType.WITNESS_BLOCK)]
         if not wanted:
             return
@@ -375,6 +482,28 @@ class P2PNode:
         if too_deep:
             # Core: a pruned node ignores requests for historical blocks and disconnects.
             conn.close("requested a block below our pruned window")
+
+    def _serve_txs(self, state: PeerState, items: list[InvItem]) -> None:
+        if not items:
+            return
+        missing = []
+        for item in items:
+            entry = None
+            if self.mempool is not None:
+                entry = (
+                    self.mempool.get_by_wtxid(item.hash)
+                    if item.type == InvType.WTX
+                    else self.mempool.get(item.hash)
+                )
+            if entry is None:
+                missing.append(item)
+            elif item.type == InvType.TX:
+                raw = entry.tx.serialize(with_witness=False)
+                state.conn.writer.write(encode_frame(self.network.magic, b"tx", raw))
+            else:
+                state.conn.send(TxMessage(entry.tx))
+        if missing:
+            state.conn.send(NotFound(tuple(missing)))
 
     def _blocks_for(
         self, items: list[InvItem]

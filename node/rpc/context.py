@@ -21,6 +21,8 @@ class NodeContext:
     request_stop: Callable[[], None] | None = None
     started: float = field(default_factory=time.time)
     dispatcher: Any = None  # node.rpc.dispatch.Dispatcher, for help
+    templates: Any = None  # node.mining.template.TemplateBuilder
+    longpoll: Any = None  # node.rpc.template_rpc.TipWaiter
 
     @property
     def network(self) -> str:

@@ -100,7 +100,9 @@ def generatetoaddress(
     _regtest_only(ctx, "generatetoaddress")
     script = _script_for(ctx, address)
     try:
-        hashes = generate_blocks(ctx.chain, script, int(nblocks), max_tries=int(maxtries))
+        hashes = generate_blocks(
+            ctx.chain, script, int(nblocks), max_tries=int(maxtries), templates=ctx.templates
+        )
     except MiningError as exc:
         raise RpcError(RpcCode.MISC_ERROR, str(exc)) from None
     return [hash_to_hex(h) for h in hashes]

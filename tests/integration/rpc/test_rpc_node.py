@@ -212,3 +212,100 @@ def test_stop_over_rpc_removes_cookie(tmp_path: Path) -> None:
     assert n.proc.returncode == 0
     assert not (tmp_path / "node" / ".cookie").exists()
     n.log.close()
+
+
+def _spend_coinbase(rpc: AuthServiceProxy, key, block_hash: str, fee: int = 10_000):
+    """A signed P2WPKH spend of the coinbase of ``block_hash`` (paid to ``key``)."""
+    from node.mining.workload import RegtestWorkload
+    from protocols.bitcoin.hashes import hex_to_hash
+    from protocols.bitcoin.tx import Tx, TxIn, TxOut, outpoint
+
+    cb = rpc.getblock(block_hash, 2)["tx"][0]
+    value = round(float(cb["vout"][0]["value"]) * 100_000_000)
+    coin_out = TxOut(value, key.p2wpkh)
+    tx = Tx(
+        2,
+        [TxIn(outpoint(hex_to_hash(cb["txid"]), 0), b"", 0xFFFFFFFD)],
+        [TxOut(value - fee, key.p2wpkh)],
+        0,
+    )
+
+    class _Coin:
+        output = coin_out
+
+    _Coin.key = key
+    RegtestWorkload.sign(tx, [_Coin])
+    return tx
+
+
+def test_mempool_and_getblocktemplate(node: RunningNode) -> None:
+    from node.mining.assembler import solve
+    from node.wallet.keys import WalletKey
+    from protocols.bitcoin.address import script_to_address
+    from protocols.bitcoin.block import Block, BlockHeader
+    from protocols.bitcoin.hashes import hex_to_hash
+    from protocols.bitcoin.merkle import merkle_root
+    from protocols.bitcoin.tx import NULL_OUTPOINT, Tx, TxIn, TxOut
+
+    rpc = node.proxy()
+    key = WalletKey.from_seed(b"rpc-test", 0)
+    address = script_to_address(key.p2wpkh, "regtest")
+    mined = rpc.generatetoaddress(3, address)
+    rpc.generatetoaddress(100, ADDRESS)  # mature them
+    txs = [_spend_coinbase(rpc, key, h, fee=10_000 * (i + 1)) for i, h in enumerate(mined)]
+    for tx in txs:
+        assert rpc.sendrawtransaction(tx.serialize().hex()) == tx.txid_hex
+    assert set(rpc.getrawmempool()) == {tx.txid_hex for tx in txs}
+    info = rpc.getmempoolinfo()
+    assert info["size"] == 3
+    entry = rpc.getmempoolentry(txs[0].txid_hex)
+    assert entry["vsize"] == txs[0].vsize
+    # A cheaper double spend is refused; testmempoolaccept says why without adding it.
+    # (Full RBF: only a replacement paying more may take its place.)
+    twin = _spend_coinbase(rpc, key, mined[0], fee=5_000)
+    verdict = rpc.testmempoolaccept([twin.serialize().hex()])[0]
+    assert verdict["allowed"] is False and verdict["reject-reason"] == "insufficient fee"
+    richer = _spend_coinbase(rpc, key, mined[0], fee=12_000)
+    assert rpc.testmempoolaccept([richer.serialize().hex()])[0]["allowed"] is True
+    with pytest.raises(JSONRPCException) as err:
+        rpc.getblocktemplate({})
+    assert err.value.error["code"] == -8
+    gbt = rpc.getblocktemplate({"rules": ["segwit"]})
+    assert gbt["height"] == rpc.getblockcount() + 1
+    assert {t["txid"] for t in gbt["transactions"]} == {tx.txid_hex for tx in txs}
+    fees = sum(t["fee"] for t in gbt["transactions"])
+    assert fees == 60_000 and gbt["coinbasevalue"] == 50 * 100_000_000 + fees
+    # Build the block from the template exactly as a miner would, and submit it.
+    from node.mining.assembler import coinbase_script_sig
+
+    coinbase = Tx(
+        2,
+        [
+            TxIn(
+                NULL_OUTPOINT,
+                coinbase_script_sig(gbt["height"], b"miner"),
+                0xFFFFFFFF,
+                [b"\x00" * 32],
+            )
+        ],
+        [
+            TxOut(gbt["coinbasevalue"], key.p2wpkh),
+            TxOut(0, bytes.fromhex(gbt["default_witness_commitment"])),
+        ],
+        0,
+    )
+    body = [coinbase] + [Tx.from_hex(t["data"]) for t in gbt["transactions"]]
+    header = BlockHeader(
+        gbt["version"],
+        hex_to_hash(gbt["previousblockhash"]),
+        merkle_root([t.txid for t in body])[0],
+        gbt["curtime"],
+        int(gbt["bits"], 16),
+        0,
+    )
+    assert solve(header)
+    block = Block(header, body)
+    assert rpc.submitblock(block.serialize().hex()) is None
+    assert rpc.getbestblockhash() == block.hash_hex
+    assert rpc.getrawmempool() == []
+    assert rpc.getrawtransaction(txs[0].txid_hex, False, block.hash_hex) == txs[0].serialize().hex()

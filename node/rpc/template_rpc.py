@@ -1,0 +1,77 @@
+"""getblocktemplate (BIP22/23 template mode, with longpoll) as Bitcoin Core answers it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from node.chain.chainstate import TipChange
+from node.rpc.blockchain import in_initial_download
+from node.rpc.context import NodeContext
+from node.rpc.errors import RpcCode, RpcError
+
+LONGPOLL_MEMPOOL_WAIT = 60.0  # Core re-answers a longpoll after a minute if the mempool changed
+LONGPOLL_MAX_WAIT = 600.0
+
+
+class TipWaiter:
+    """Wakes longpolling getblocktemplate calls when the tip moves."""
+
+    def __init__(self, ctx: NodeContext) -> None:
+        self.cond = threading.Condition()
+        self.unsubscribe = ctx.chain.subscribe(self._on_tip)
+
+    def _on_tip(self, _change: TipChange) -> None:
+        with self.cond:
+            self.cond.notify_all()
+
+    def wait(self, ctx: NodeContext, tip: bytes, sequence: int) -> None:
+        start = time.monotonic()
+        with self.cond:
+            while ctx.chain.tip.hash == tip:
+                waited = time.monotonic() - start
+                if waited >= LONGPOLL_MAX_WAIT:
+                    return
+                if (
+                    waited >= LONGPOLL_MEMPOOL_WAIT
+                    and ctx.mempool is not None
+                    and ctx.mempool.sequence != sequence
+                ):
+                    return
+                self.cond.wait(1.0)
+
+
+def getblocktemplate(ctx: NodeContext, template_request: dict | None = None) -> Any:
+    request = template_request or {}
+    mode = request.get("mode", "template")
+    if mode != "template":
+        raise RpcError(RpcCode.INVALID_PARAMETER, "Invalid mode")
+    rules = request.get("rules") or []
+    if "segwit" not in rules:
+        raise RpcError(
+            RpcCode.INVALID_PARAMETER,
+            'getblocktemplate must be called with the segwit rule set (call with {"rules": ["segwit"]})',
+        )
+    params = ctx.chain.params
+    if params.is_signet and "signet" not in rules:
+        raise RpcError(
+            RpcCode.INVALID_PARAMETER,
+            'getblocktemplate must be called with the signet rule set (call with {"rules": ["segwit", "signet"]})',
+        )
+    if params.name != "regtest":
+        if ctx.p2p is None or not ctx.on_loop(lambda: len(ctx.p2p.peers)):
+            raise RpcError(RpcCode.CLIENT_NOT_CONNECTED, "Bitcoin is not connected!")
+        if in_initial_download(ctx):
+            raise RpcError(RpcCode.CLIENT_IN_INITIAL_DOWNLOAD, "Bitcoin is downloading blocks...")
+    longpollid = request.get("longpollid")
+    if isinstance(longpollid, str) and len(longpollid) > 64 and ctx.longpoll is not None:
+        tip_hex, seq = longpollid[:64], longpollid[64:]
+        tip = bytes.fromhex(tip_hex)[::-1]
+        ctx.longpoll.wait(ctx, tip, int(seq) if seq.isdigit() else -1)
+    out = ctx.templates.build().to_gbt()
+    out["capabilities"] = []  # proposal mode is not offered
+    return out
+
+
+METHODS = [getblocktemplate]
