@@ -38,7 +38,14 @@ def free_port() -> int:
 class Btcd:
     """A btcd regtest node in ``datadir`` with RPC (no TLS) on loopback."""
 
-    def __init__(self, datadir: Path, *, connect: list[int] = (), listen: bool = True) -> None:
+    def __init__(
+        self,
+        datadir: Path,
+        *,
+        connect: list[int] = (),
+        listen: bool = True,
+        mining_address: str = REGTEST_MINING_ADDRESS,
+    ) -> None:
         self.datadir = datadir
         self.p2p_port = free_port()
         self.rpc_port = free_port()
@@ -52,7 +59,7 @@ class Btcd:
             f"--rpcuser={self.user}",
             f"--rpcpass={self.password}",
             "--notls",
-            f"--miningaddr={REGTEST_MINING_ADDRESS}",
+            f"--miningaddr={mining_address}",
             "--nodnsseed",
             "--debuglevel=info",
         ]
@@ -67,7 +74,9 @@ class Btcd:
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"btcd exited: {(self.datadir / 'btcd.out').read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"btcd exited: {(self.datadir / 'btcd.out').read_text()[-2000:]}"
+                )
             try:
                 self.rpc("getblockcount")
                 return

@@ -200,6 +200,16 @@ def test_pruned_node_keeps_syncing_and_refuses_deep_requests(btcd: Btcd, tmp_pat
                 if data:
                     assert not any(isinstance(m, BlockMessage) for m in proto.receive_data(data))
             writer.close()
+            # And it still builds block templates: one is mined, connected, and relayed to btcd.
+            from node.mining.assembler import solve
+            from node.mining.template import TemplateBuilder
+
+            gbt = TemplateBuilder(chain).build()
+            assert gbt.to_gbt()["height"] == chain.height + 1
+            block = gbt.to_block(b"\x51", b"pruned")
+            assert solve(block.header)
+            assert (await node._run_chain(chain.process_block, block)).tip_changed
+            assert await _wait_for(lambda: btcd.rpc("getbestblockhash") == block.hash_hex, 30)
         finally:
             await node.stop()
 
@@ -207,3 +217,64 @@ def test_pruned_node_keeps_syncing_and_refuses_deep_requests(btcd: Btcd, tmp_pat
         asyncio.run(scenario())
     finally:
         chain.close()
+
+
+def test_transactions_relay_both_ways(tmp_path: Path) -> None:
+    from node.mempool import Mempool
+    from node.mining.workload import RegtestWorkload
+    from node.wallet.keys import WalletKey
+    from protocols.bitcoin.address import script_to_address
+    from protocols.bitcoin.tx import Tx, TxIn, TxOut, outpoint
+
+    key = WalletKey.from_seed(b"btcd-relay", 0)
+    btcd = Btcd(tmp_path / "btcd", mining_address=script_to_address(key.p2wpkh, "regtest"))
+    chain = Chainstate.open(tmp_path / "ours", REGTEST)
+    mempool = Mempool(chain)
+
+    def spend(height: int) -> Tx:
+        """Spend the coinbase btcd mined to our key at ``height`` (read from our synced chain)."""
+        cb = chain.get_block(chain.block_hash_at(height)).txs[0]
+        value = cb.outputs[0].value
+        assert cb.outputs[0].script_pubkey == key.p2wpkh
+        tx = Tx(
+            2, [TxIn(outpoint(cb.txid, 0), b"", 0xFFFFFFFD)], [TxOut(value - 20_000, key.p2wpkh)], 0
+        )
+
+        class Coin:
+            output = cb.outputs[0]
+
+        Coin.key = key
+        RegtestWorkload.sign(tx, [Coin])
+        return tx
+
+    async def scenario() -> None:
+        node = P2PNode(chain, connect=[("127.0.0.1", btcd.p2p_port)], mempool=mempool)
+        await node.start()
+        try:
+            # btcd activates segwit on regtest through BIP9 signalling (windows of 144 blocks),
+            # unlike Core where it is active from genesis; witness spends relay only after that.
+            btcd.rpc("generate", 500)
+            best = btcd.rpc("getbestblockhash")
+            assert await _wait_for(lambda: chain.tip.hash_hex == best, 60)
+            # Ours -> btcd: accepted into our mempool, announced, fetched by btcd.
+            mine = spend(1)
+            assert (await node._run_chain(mempool.accept, mine)).accepted
+            assert await _wait_for(lambda: mine.txid_hex in btcd.rpc("getrawmempool"), 30)
+            # btcd -> ours: sent to btcd's RPC, relayed to our mempool.
+            theirs = spend(2)
+            btcd.rpc("sendrawtransaction", theirs.serialize().hex())
+            assert await _wait_for(lambda: mempool.get(theirs.txid) is not None, 30)
+            # A block from btcd confirms both and empties our mempool.
+            btcd.rpc("generate", 1)
+            best = btcd.rpc("getbestblockhash")
+            assert await _wait_for(lambda: chain.tip.hash_hex == best, 30)
+            assert await _wait_for(lambda: len(mempool) == 0, 10)
+        finally:
+            await node.stop()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        mempool.close()
+        chain.close()
+        btcd.stop()
