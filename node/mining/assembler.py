@@ -15,36 +15,11 @@ from protocols.bitcoin.block import Block, BlockHeader
 from protocols.bitcoin.hashes import sha256d
 from protocols.bitcoin.merkle import merkle_root
 from protocols.bitcoin.pow import bits_to_target
+from protocols.bitcoin.script import push_int
 from protocols.bitcoin.tx import NULL_OUTPOINT, Tx, TxIn, TxOut
 
 WITNESS_COMMITMENT_HEADER = bytes.fromhex("aa21a9ed")
 WITNESS_RESERVED_VALUE = b"\x00" * 32
-
-
-def script_num(n: int) -> bytes:
-    """Minimal CScriptNum encoding (little-endian, sign bit in the top byte)."""
-    if n == 0:
-        return b""
-    neg, n = n < 0, abs(n)
-    out = bytearray()
-    while n:
-        out.append(n & 0xFF)
-        n >>= 8
-    if out[-1] & 0x80:
-        out.append(0x80 if neg else 0x00)
-    elif neg:
-        out[-1] |= 0x80
-    return bytes(out)
-
-
-def push_int(n: int) -> bytes:
-    """Script push of an integer exactly as Bitcoin Core's ``CScript() << n``."""
-    if n == 0:
-        return b"\x00"
-    if n == -1 or 1 <= n <= 16:
-        return bytes((0x50 + n,))
-    data = script_num(n)
-    return bytes((len(data),)) + data
 
 
 def coinbase_script_sig(height: int, extra: bytes = b"") -> bytes:

@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+from node.mining.assembler import coinbase_script_sig
 from protocols.bitcoin.block import Block, BlockHeader
 from protocols.bitcoin.merkle import merkle_root
 from protocols.bitcoin.tx import NULL_OUTPOINT, SEQUENCE_FINAL, Tx, TxIn, TxOut
@@ -24,33 +25,8 @@ DIFF_4_BITS = 0x1C3FFFC0
 COINBASE_TX_VERSION = 2  # the test framework's CTransaction default
 
 
-def script_num(n: int) -> bytes:
-    """Minimal little-endian sign-magnitude encoding (CScriptNum)."""
-    if n == 0:
-        return b""
-    neg = n < 0
-    v = abs(n)
-    out = bytearray()
-    while v:
-        out.append(v & 0xFF)
-        v >>= 8
-    if out[-1] & 0x80:
-        out.append(0x80 if neg else 0)
-    elif neg:
-        out[-1] |= 0x80
-    return bytes(out)
-
-
-def bip34_height_script(height: int) -> bytes:
-    """scriptSig prefix committing to ``height`` like Core's script_BIP34_coinbase_height."""
-    if 1 <= height <= 16:
-        return bytes((0x50 + height, 0x00))  # OP_n OP_0 (2 bytes: bad-cb-length needs >= 2)
-    data = script_num(height)
-    return bytes((len(data),)) + data
-
-
 def coinbase(height: int, value: int = 50 * 100_000_000) -> Tx:
-    txin = TxIn(NULL_OUTPOINT, bip34_height_script(height), SEQUENCE_FINAL)
+    txin = TxIn(NULL_OUTPOINT, coinbase_script_sig(height), SEQUENCE_FINAL)
     return Tx(COINBASE_TX_VERSION, [txin], [TxOut(value, COINBASE_SCRIPT_PUBKEY)], 0)
 
 
