@@ -27,14 +27,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from drivers.asic.bm13xx import frames  # noqa: E402
-from drivers.asic.bm13xx.chips import get_chip  # noqa: E402
-from drivers.asic.chain import Chain  # noqa: E402
-from drivers.asic.driver import AsicDriver  # noqa: E402
-from drivers.asic.job import MiningJob  # noqa: E402
-from drivers.asic.verify import HeaderHasher  # noqa: E402
-from drivers.transport.memory import memory_pipe  # noqa: E402
-from drivers.transport.serial import SerialTransport  # noqa: E402
+from drivers.asic.bm13xx import frames
+from drivers.asic.bm13xx.chips import get_chip
+from drivers.asic.chain import Chain
+from drivers.asic.driver import AsicDriver
+from drivers.asic.job import MiningJob
+from drivers.asic.verify import HeaderHasher
+from drivers.transport.memory import memory_pipe
+from drivers.transport.serial import SerialTransport
 
 
 def _job(i: int = 0, mask: int = 0x1FFFE000) -> MiningJob:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pbk
@@ -61,3 +62,52 @@ class KernelOracle:
         del self.chainman
         if self._tmp is not None:
             self._tmp.cleanup()
+
+    def utxo_totals(self) -> tuple[int, int]:
+        """(count, amount) of the kernel's UTXO set, from the active chain's blocks minus
+        what its undo data says they spent (the kernel has no UTXO lookup)."""
+        chainman = self.chainman
+        chain = chainman.get_active_chain()
+        count = total = 0
+        for height in range(1, chain.height + 1):  # the genesis output is unspendable
+            entry = chain.block_tree_entries[height]
+            for tx in chainman.blocks[entry].transactions:
+                for out in tx.outputs:
+                    if not _unspendable(bytes(out.script_pubkey)):
+                        count += 1
+                        total += out.amount
+            for txs in chainman.block_spent_outputs[entry].transactions:
+                for coin in txs.coins:
+                    count -= 1
+                    total -= coin.output.amount
+        return count, total
+
+
+def _unspendable(script: bytes) -> bool:
+    return (len(script) > 0 and script[0] == 0x6A) or len(script) > 10_000
+
+
+@dataclass(frozen=True)
+class KernelResult:
+    tip_hash: bytes  # internal byte order
+    height: int
+    utxos: int
+    total_amount: int
+    accepted: list[bool]  # per block: process_block raised nothing
+
+
+def run_kernel(blocks: list[bytes], workdir: Path) -> KernelResult:
+    """Process ``blocks`` in order on a fresh regtest kernel and report where it ended."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    oracle = KernelOracle("regtest", workdir)
+    accepted = []
+    for raw in blocks:
+        try:
+            oracle.chainman.process_block(pbk.Block(raw))
+            accepted.append(True)
+        except pbk.ProcessBlockException:
+            accepted.append(False)
+    utxos, total = oracle.utxo_totals()
+    result = KernelResult(oracle.tip, oracle.height, utxos, total, accepted)
+    oracle.close()
+    return result

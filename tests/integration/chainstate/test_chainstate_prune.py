@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from node.chain.chainstate import REORG_BEYOND_PRUNED, BlockStatus, Chainstate
+from node.chain.chainstate import REORG_BEYOND_PRUNED, BlockStatus, Chainstate, ChainstateError
 from node.chain.params import MAINNET, REGTEST
 from node.chain.prune import MIN_BLOCKS_TO_KEEP, PruneConfigError
 from protocols.bitcoin.block import Block
@@ -121,3 +121,9 @@ def test_pruned_datadir_reopens(pruned: Chainstate, tmp_path: Path, long_chain):
             assert cs.process_block(blk).tip_changed
     finally:
         cs.close()
+
+
+def test_pruned_datadir_needs_a_prune_target(pruned: Chainstate, tmp_path: Path):
+    pruned.close()
+    with pytest.raises(ChainstateError, match="was pruned"):
+        Chainstate.open(tmp_path / "p", REGTEST, script_threads=1)

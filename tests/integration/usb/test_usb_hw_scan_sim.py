@@ -112,3 +112,31 @@ def test_hw_scan_leaves_a_busy_sim_port_alone(running_sim) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+def _run(env: dict[str, str], *args: str) -> tuple[int, str]:
+    proc = _blvm(*args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(timeout=60)
+    return proc.returncode, out + err
+
+
+def test_hw_sensors_reads_a_running_sim_board_and_flags_a_dead_diode(running_sim) -> None:
+    env, record, _sim = running_sim
+    code, out = _run(env, "hw", "sensors", "--sim", record.id, "--json")
+    assert code == 0, out
+    data = json.loads(out.splitlines()[0])
+    assert data["board"] == "quad-bm1370" and data["errors"] == []
+    assert data["fan"]["part"] == "EMC2101"
+    assert 0 < data["fan"]["rpm"] < 20_000
+    assert 10 < data["fan"]["chip_temp_c"] < 100
+    # Two series domains: the regulator's Vout is twice the per-chip core voltage.
+    assert data["power"]["vout_v"] == pytest.approx(2 * data["power"]["vcore_mv"] / 1000, abs=0.01)
+    assert data["power"]["on"] is True and data["power"]["faults"] == []
+
+    code, _ = _run(env, "sim", "fault", "sensor-fail", "--board", record.id)
+    assert code == 0
+    code, out = _run(env, "hw", "sensors", "--sim", record.id, "--json")
+    assert code == 1
+    data = json.loads(out.splitlines()[0])
+    assert "open" in data["fan"]["chip_temp_c"]["error"]
+    assert any(e.startswith("fan.chip_temp_c") for e in data["errors"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import struct
 
 import pytest
@@ -18,9 +19,9 @@ from tests.unit.asic.asic_simlink import FakeClock, SimChainTransport
 MODELS = ("BM1366", "BM1368", "BM1370", "BM1397")
 
 # Bitcoin's genesis block header (mainnet).
-GENESIS_MERKLE = bytes.fromhex(
-    "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b"
-)[::-1]
+GENESIS_MERKLE = bytes.fromhex("4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b")[
+    ::-1
+]
 GENESIS_HASH = "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f"
 GENESIS_NONCE = 2083236893
 
@@ -62,12 +63,12 @@ def test_init_enumerates_addresses_and_configures(model, chips):
     steps = ramp_steps(RAMP_START_MHZ, spec.default_mhz)
     pll_writes = [w for w in transport.writes if w[2] == 0x51 and w[5] == 0x08]
     assert len(pll_writes) == 1 + len(steps)
-    assert clock.sleeps == [0.1] * len(steps)
+    assert clock.sleeps == [0.1] * len(steps) + [0.05]  # ramp, then baud settle
 
 
 def test_baud_mismatch_would_garble():
     """Switching the host first (out of step) loses the chain: the check has teeth."""
-    driver, sim, transport, _ = make("BM1370", 2)
+    driver, _sim, transport, _ = make("BM1370", 2)
     driver.init(2)
     transport.set_baud(115_200)  # host falls back without telling the chips
     driver.request_counters()
@@ -76,7 +77,7 @@ def test_baud_mismatch_would_garble():
 
 
 def test_reinit_drops_back_to_default_baud():
-    driver, sim, transport, _ = make("BM1397", 2)
+    driver, _sim, transport, _ = make("BM1397", 2)
     driver.init(2)
     driver.init(2)
     assert transport.bauds == [115_200, 3_125_000, 115_200, 3_125_000]
@@ -113,7 +114,9 @@ def test_genesis_nonce_verifies_and_flipped_is_hw_error(model):
     assert nonce.chip_index == owner.index and owner.nonces == 1
     flipped = GENESIS_NONCE ^ 1
     assert driver.feed(frames.nonce_reply(spec, flipped, job_id)) == []
-    bad_owner = chain.chip_for_address((int.from_bytes(struct.pack("<I", flipped), "big") >> 17) & 0xFF)
+    bad_owner = chain.chip_for_address(
+        (int.from_bytes(struct.pack("<I", flipped), "big") >> 17) & 0xFF
+    )
     assert bad_owner.hw_errors == 1
     assert driver.counters.hw_errors == 1 and driver.counters.nonces_valid == 1
 
@@ -149,9 +152,13 @@ def test_bm1397_midstate_index_selects_version():
 
 @pytest.mark.parametrize("model", MODELS)
 def test_simulated_chain_nonces_verify_with_version_rolling(model):
-    driver, sim, transport, clock = make(model, 2, hashrate=60_000, sim_diff=2**-20, verify_difficulty=2**-20)
+    driver, _sim, _transport, _clock = make(
+        model, 2, hashrate=60_000, sim_diff=2**-20, verify_difficulty=2**-20
+    )
     driver.init(2)
-    job = MiningJob(0x20000000, bytes(range(32)), bytes(range(32, 64)), 1700000000, 0x1703A30C, 0x1FFFE000)
+    job = MiningJob(
+        0x20000000, bytes(range(32)), bytes(range(32, 64)), 1700000000, 0x1703A30C, 0x1FFFE000
+    )
     driver.send_job(job)
     got = []
     for _ in range(20):
@@ -160,9 +167,7 @@ def test_simulated_chain_nonces_verify_with_version_rolling(model):
     assert driver.counters.hw_errors == 0
     assert {n.chip_index for n in got} == {0, 1}
     for n in got:
-        assert n.hash == __import__("hashlib").sha256(
-            __import__("hashlib").sha256(n.header()).digest()
-        ).digest()
+        assert n.hash == hashlib.sha256(hashlib.sha256(n.header()).digest()).digest()
         assert n.version & ~0x1FFFE000 == 0x20000000
     assert len({n.version for n in got}) > 1  # rolled versions are visible
 
@@ -186,7 +191,7 @@ def test_set_frequency_ramps_and_reaches_chips():
 
 @pytest.mark.parametrize("model", MODELS)
 def test_counters_drive_hashrate(model):
-    driver, sim, transport, clock = make(model, 2, counter_interval=5.0)
+    driver, _sim, _transport, clock = make(model, 2, counter_interval=5.0)
     driver.init(2)
     driver.send_job(genesis_job())
     for _ in range(40):
@@ -197,7 +202,7 @@ def test_counters_drive_hashrate(model):
 
 
 def test_silent_chip_is_reported_and_chain_reinitialised():
-    driver, sim, transport, clock = make("BM1370", 3, silence_timeout=12.0, counter_interval=3.0)
+    driver, sim, _transport, _clock = make("BM1370", 3, silence_timeout=12.0, counter_interval=3.0)
     driver.init(3)
     driver.send_job(genesis_job())
     for _ in range(10):
@@ -215,7 +220,9 @@ def test_silent_chip_is_reported_and_chain_reinitialised():
 
 
 def test_corrupted_replies_are_dropped_and_counted():
-    driver, sim, transport, clock = make("BM1366", 2, hashrate=40_000, sim_diff=2**-20, verify_difficulty=2**-20)
+    driver, sim, _transport, _clock = make(
+        "BM1366", 2, hashrate=40_000, sim_diff=2**-20, verify_difficulty=2**-20
+    )
     driver.init(2)
     driver.send_job(genesis_job(0x1FFFE000))
     sim.faults.crc_error_rate = 0.3
@@ -232,3 +239,66 @@ def test_send_job_requires_init():
     driver, *_ = make("BM1370", 1)
     with pytest.raises(ConfigError):
         driver.send_job(genesis_job())
+
+
+def test_bip323_mask_is_clamped_to_what_the_chip_rolls():
+    driver, sim, *_ = make("BM1370", 1)
+    driver.init(1)
+    driver.send_job(genesis_job(0x1FFFFFE0))
+    assert driver.version_mask == 0x1FFFE000
+    assert sim.chips[0].version_mask == 0x1FFFE000
+    driver.send_job(genesis_job(0))  # a pool that forbids rolling: chips stop rolling
+    assert sim.chips[0].version_mask == 0
+
+
+def test_stats_are_plain_data():
+    import json
+
+    driver, *_ = make("BM1366", 2)
+    driver.init(2)
+    driver.send_job(genesis_job())
+    driver.service(timeout=1.0)
+    stats = json.loads(json.dumps(driver.stats()))
+    assert stats["chain"]["chips"] == 2 and len(stats["chain"]["per_chip"]) == 2
+    assert all(c["chip_error_counter"] is not None for c in stats["chain"]["per_chip"])
+    assert stats["jobs_sent"] == 1
+
+
+def test_read_register_all_and_one_chip_keeps_nonces():
+    from drivers.asic.bm13xx.pll import encode_pll, find_pll
+    from drivers.asic.errors import ChipTimeoutError
+
+    driver, sim, _t, clock = make(
+        "BM1370", 3, hashrate=60_000, sim_diff=2**-20, verify_difficulty=2**-20
+    )
+    driver.init(3)
+    spec = driver.spec
+    pll = int.from_bytes(encode_pll(spec, find_pll(spec, spec.default_mhz)), "big")
+    assert driver.read_register(0x08) == {0: pll, 1: pll, 2: pll}
+    assert driver.read_register(0x00, chip_index=2) == {2: spec.chip_id_value}
+    driver.send_job(genesis_job(0x1FFFE000))
+    for _ in range(10):
+        clock.advance(0.2)  # the chips hash meanwhile; their nonces precede the answers
+        driver.read_register(0x8C, timeout=0.2)
+    assert len(driver.poll()) > 0  # nonces that arrived during the reads were kept
+    sim.faults.dead_chips.update({0, 1, 2})
+    with pytest.raises(ChipTimeoutError):
+        driver.read_register(0x08, timeout=0.2)
+
+
+def test_counter_jumps_are_not_believed():
+    from drivers.asic.bm13xx.frames import RegisterReply
+    from drivers.asic.chain import Chain
+
+    chain = Chain(get_chip("BM1366"), 1, now=0.0)
+    chip = chain.chips[0]
+    chip.frequency_mhz = 485.0
+    per_s = get_chip("BM1366").expected_hashrate(485.0) / 2**32
+    chain.record_register(RegisterReply(1000, 0, 0x8C), 0.0)
+    chain.record_register(RegisterReply(1000 + round(10 * per_s), 0, 0x8C), 10.0)
+    chain.record_register(RegisterReply(5, 0, 0x8C), 20.0)  # chip was reset: wraps to huge
+    chain.record_register(RegisterReply(5 + round(10 * per_s), 0, 0x8C), 30.0)
+    assert chip.counter_glitches == 1
+    assert chain.hashrate(30.0, 60, "counters") == pytest.approx(
+        get_chip("BM1366").expected_hashrate(485.0) * 2 / 3, rel=0.01
+    )

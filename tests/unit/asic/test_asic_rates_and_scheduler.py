@@ -123,16 +123,18 @@ def test_driver_keeps_chips_fed_on_schedule():
 
     clock = FakeClock()
     sim = SimChain("BM1397", 1, hashrate_hps=0)
-    driver = AsicDriver(SimChainTransport(sim, clock), "BM1397", clock, sleep=clock.sleep,
-                        enum_timeout=0.2)
+    driver = AsicDriver(
+        SimChainTransport(sim, clock), "BM1397", clock, sleep=clock.sleep, enum_timeout=0.2
+    )
     driver.init(1)
     interval = driver.scheduler.interval
     assert 0.005 < interval < 0.1
     made = []
 
     def source():
-        job = MiningJob(0x20000000, bytes(32), len(made).to_bytes(32, "little"), 1, 0x1D00FFFF,
-                        0x1FFFE000)
+        job = MiningJob(
+            0x20000000, bytes(32), len(made).to_bytes(32, "little"), 1, 0x1D00FFFF, 0x1FFFE000
+        )
         made.append(job)
         return job
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,7 +22,9 @@ def nonce_replies(spec):
     jobs = sorted({(j * spec.job_id_step) % 128 for j in range(128)})
     return st.builds(
         lambda nonce, job, sub, vbits, mid: (
-            frames.nonce_reply(spec, nonce, job, sub, vbits << 13 if spec.reply_len == 11 else 0, mid),
+            frames.nonce_reply(
+                spec, nonce, job, sub, vbits << 13 if spec.reply_len == 11 else 0, mid
+            ),
             (nonce, job, sub & spec.reply_sub_mask, vbits if spec.reply_len == 11 else 0),
         ),
         u32,
@@ -211,14 +215,10 @@ def test_command_decoder_survives_garbage(garbage):
 @given(blob=st.binary(max_size=40))
 def test_strict_parsers_raise_only_framing_error(blob):
     for model in MODELS:
-        try:
+        with contextlib.suppress(FramingError):
             frames.parse_reply(get_chip(model), blob)
-        except FramingError:
-            pass
-    try:
+    with contextlib.suppress(FramingError):
         frames.parse_command(blob)
-    except FramingError:
-        pass
 
 
 def test_builders_reject_bad_input():

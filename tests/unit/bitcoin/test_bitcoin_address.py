@@ -156,3 +156,36 @@ def test_networks():
     assert network_from_magic(bytes.fromhex("fabfb5da")) is REGTEST
     assert network_from_magic(b"\x00" * 4) is None
     assert MAINNET.wif_prefix == 0x80 and REGTEST.bech32_hrp == "bcrt"
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=100),
+        st.text(alphabet=A.B58_ALPHABET, max_size=60),
+        st.text(alphabet="bc1" + A.BECH32_CHARSET + "BCQP", max_size=95),
+    ),
+    st.sampled_from(sorted(NETWORKS)),
+)
+def test_random_strings_only_raise_address_error(text, network):
+    try:
+        script = A.address_to_script(text, network)
+    except AddressError:
+        return
+    # anything accepted maps back to the same address (modulo bech32 case)
+    again = A.script_to_address(script, network)
+    assert again == text or again == text.lower()
+
+
+def test_address_info():
+    p2wsh = A.script_to_address(b"\x00\x20" + bytes(range(32)), "mainnet")
+    info = A.address_info(p2wsh.upper(), "mainnet")
+    assert info.address == p2wsh and info.is_script and info.is_witness
+    assert info.witness_version == 0 and info.witness_program == bytes(range(32))
+    assert info.script_type is A.ScriptType.WITNESS_V0_SCRIPTHASH
+    legacy = A.b58check_encode(b"\x00" + bytes(20))
+    info = A.address_info(legacy)
+    assert not info.is_script and not info.is_witness and info.witness_version is None
+    assert info.script_pubkey == b"\x76\xa9\x14" + bytes(20) + b"\x88\xac"
+    with pytest.raises(AddressError):
+        A.address_info("bc1qnotanaddress")

@@ -404,3 +404,25 @@ def test_asm_disassembly_round_trip():
             )
         )
         assert rebuilt == script
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=200))
+def test_arbitrary_scripts_never_crash_readers(script):
+    kind, solutions = S.classify(script)
+    assert isinstance(kind, ScriptType) and isinstance(solutions, list)
+    assert S.sigop_count(script, True) <= S.sigop_count(script, False)
+    S.script_to_asm(script)
+    S.is_push_only(script)
+    S.p2sh_sigop_count(S.p2sh_script(H20), script)
+    try:
+        ops = S.script_ops(script)
+    except ScriptError:
+        assert not S.is_valid_script(script)
+    else:
+        assert S.is_valid_script(script)
+        # re-encoding each op with the opcode it used gives the script back
+        rebuilt = b"".join(
+            bytes((op,)) if data is None else S._encode_push_like(op, data) for op, data in ops
+        )
+        assert rebuilt == script

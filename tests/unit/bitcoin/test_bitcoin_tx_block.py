@@ -329,3 +329,42 @@ def test_target_to_bits_round_trip_is_truncation(target):
     assert not decoded.negative and not decoded.overflow
     assert decoded.target <= target
     assert target_to_bits(decoded.target) == bits
+
+
+_scripts = st.one_of(st.binary(max_size=8), st.binary(min_size=250, max_size=300))
+_txins = st.builds(
+    TxIn,
+    st.binary(min_size=36, max_size=36),
+    _scripts,
+    st.integers(0, 0xFFFFFFFF),
+    st.one_of(st.just(()), st.lists(_scripts, max_size=3)),
+)
+_txouts = st.builds(TxOut, st.integers(-(2**63), 2**63 - 1), _scripts)
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.integers(-(2**31), 2**31 - 1),
+    st.lists(_txins, min_size=1, max_size=4),
+    st.lists(_txouts, max_size=4),
+    st.integers(0, 0xFFFFFFFF),
+)
+def test_built_transactions_round_trip(version, inputs, outputs, locktime):
+    tx = Tx(version, inputs, outputs, locktime)
+    raw = tx.serialize()
+    parsed = Tx.from_bytes(raw)
+    assert parsed.serialize() == raw
+    assert parsed.version == version and parsed.locktime == locktime
+    assert [(i.prevout, i.script_sig, i.sequence) for i in parsed.inputs] == [
+        (i.prevout, i.script_sig, i.sequence) for i in inputs
+    ]
+    assert [(o.value, o.script_pubkey) for o in parsed.outputs] == [
+        (o.value, o.script_pubkey) for o in outputs
+    ]
+    has_witness = any(i.witness for i in inputs)
+    assert parsed.has_witness() == has_witness
+    if has_witness:
+        assert [list(i.witness) for i in parsed.inputs] == [list(i.witness) for i in inputs]
+    assert parsed.txid == tx.txid and parsed.wtxid == tx.wtxid
+    assert parsed.weight == tx.weight and parsed.base_size == tx.base_size
+    assert Tx.from_bytes(tx.serialize_without_witness()).txid == tx.txid

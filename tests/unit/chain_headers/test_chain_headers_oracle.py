@@ -99,3 +99,18 @@ def test_chain_headers_oracle_regtest_random_faults(seed: int) -> None:
         assert bytes(kernel.chainman.best_entry.block_hash) == tree.best.hash
     finally:
         kernel.close()
+
+
+def test_chain_headers_oracle_mainnet_alt_full_blocks_connect(core_vectors: Path) -> None:
+    """The rebuilt blocks are byte-exact: Core connects all 2016 as the active chain."""
+    kernel = KernelHeaders(pbk.ChainType.MAINNET)
+    try:
+        last = None
+        for block in mainnet_alt.blocks(core_vectors, P.MAINNET.genesis_hash):
+            kernel.chainman.process_block(pbk.Block(block.serialize()))
+            last = block
+        chain = kernel.chainman.get_active_chain()
+        assert chain.height == 2016
+        assert bytes(chain.block_tree_entries[2016].block_hash) == last.hash
+    finally:
+        kernel.close()

@@ -21,6 +21,7 @@ from node.chain.headers import (
     median_time_past,
     skip_height,
 )
+from protocols.bitcoin.block import BlockHeader
 from protocols.bitcoin.hashes import sha256d
 from protocols.bitcoin.pow import block_work
 from tests.helpers.headerchain import extend, mine
@@ -44,8 +45,10 @@ def test_chain_headers_linear_chain_work_and_best() -> None:
     assert [tree.best_chain_at(h) for h in range(1, 31)] == entries
     assert tree.get(tip.hash) is tip and tip.hash in tree and len(tree) == 31
     assert tip.header.hash == tip.hash and tip.prev_hash == entries[-2].hash
-    # accepting a known header returns the same entry
+    # accepting a known header returns the same entry, whatever form it comes in
     assert tree.accept(tip.raw, NOW) is tip
+    assert tree.accept(BlockHeader.from_bytes(tip.raw), NOW) is tip
+    assert tree.accept(bytearray(tip.raw), NOW) is tip
 
 
 def test_chain_headers_rejections_with_core_reasons() -> None:
@@ -196,3 +199,18 @@ def test_chain_headers_random_tree_best_is_most_work() -> None:
     while walk[-1].parent is not None:
         walk.append(walk[-1].parent)
     assert [tree.best_chain_at(h) for h in range(best.height + 1)] == walk[::-1]
+
+
+def test_chain_headers_reconsider_and_tips() -> None:
+    tree = HeaderTree(REG)
+    base = extend(tree, tree.genesis, 3)[-1]
+    a = extend(tree, base, 3, tag=1)
+    b = extend(tree, base, 2, tag=2)
+    assert tree.tips() == [a[-1], b[-1]]
+    tree.mark_failed(a[0])
+    assert tree.best is b[-1] and tree.tips()[0] is b[-1]
+    tree.reconsider(a[2])  # reconsidering a descendant clears the failed ancestor too
+    assert not any(e.failed for e in a)
+    assert tree.best is a[-1]
+    extend(tree, a[-1], 1)
+    assert len(tree.tips()) == 2 and tree.tips()[0] is tree.best

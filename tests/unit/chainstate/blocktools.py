@@ -98,7 +98,15 @@ def add_witness_commitment(block: Block) -> None:
     cb.invalidate()
 
 
-def spend_tx(prevouts: list[bytes], values: list[int], script: bytes = OP_TRUE, *, sequence: int = 0xFFFFFFFF, version: int = 2, locktime: int = 0) -> Tx:
+def spend_tx(
+    prevouts: list[bytes],
+    values: list[int],
+    script: bytes = OP_TRUE,
+    *,
+    sequence: int = 0xFFFFFFFF,
+    version: int = 2,
+    locktime: int = 0,
+) -> Tx:
     """Spend OP_TRUE outputs (empty scriptSig) into outputs of ``values``."""
     inputs = [TxIn(op, b"", sequence) for op in prevouts]
     return Tx(version, inputs, [TxOut(v, script) for v in values], locktime)
@@ -129,10 +137,10 @@ def make_block(
     """A solved regtest block on ``parent`` paying subsidy + ``fees`` to ``coinbase_script``."""
     height = parent.height + 1
     txs = list(txs or [])
-    cb = coinbase_tx(
-        height, block_subsidy(height, REGTEST) + fees, coinbase_script, extra, pad=pad
+    cb = coinbase_tx(height, block_subsidy(height, REGTEST) + fees, coinbase_script, extra, pad=pad)
+    header = BlockHeader(
+        0x20000000, parent.hash, b"\x00" * 32, parent.time + time_delta, REGTEST_BITS, 0
     )
-    header = BlockHeader(0x20000000, parent.hash, b"\x00" * 32, parent.time + time_delta, REGTEST_BITS, 0)
     block = Block(header, [cb, *txs])
     if witness or (witness is None and any(tx.has_witness() for tx in txs)):
         add_witness_commitment(block)
@@ -175,9 +183,7 @@ def churn_chain(base_raw: list[bytes], count: int, fanout: int = 20) -> list[Blo
             half = fanout // 2
             merged_value = sum(o.value for o in prev_split.outputs[:half])
             txs.append(
-                spend_tx(
-                    [outpoint(prev_split.txid, i) for i in range(half)], [merged_value - 100]
-                )
+                spend_tx([outpoint(prev_split.txid, i) for i in range(half)], [merged_value - 100])
             )
             fees += 100
         block = make_block(tip, txs, fees=fees)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from node.chain.chainstate import BlockStatus, Chainstate
+from node.chain.errors import ConsensusError
 from node.chain.params import REGTEST, block_subsidy
 from protocols.bitcoin.block import Block
 from protocols.bitcoin.tx import TxOut, outpoint
@@ -226,9 +227,11 @@ def test_bip68_time_lock_uses_median_time_past(ext_cs, extended_raw):
     assert_rejected(ext_cs, make_block(_tip(ext_cs), [child]), "bad-txns-nonfinal")
     # The lock needs MTP(parent of the spending block) > MTP(316) + 511; fifteen blocks
     # 100 s apart get there (ten would leave the median at +501 s, still locked).
-    for _ in range(15):
+    for i in range(15):
         blk = make_block(_tip(ext_cs), time_delta=100)
         assert ext_cs.process_block(blk).status is BlockStatus.ACCEPTED
+        if i == 9:  # median at +501 s: one block short, still locked
+            assert_rejected(ext_cs, make_block(_tip(ext_cs), [child]), "bad-txns-nonfinal")
     assert ext_cs.process_block(make_block(_tip(ext_cs), [child])).status is BlockStatus.ACCEPTED
 
 
@@ -272,3 +275,39 @@ def test_subsidy_schedule_applies(ext_cs):
     block = copy_block(make_block(_tip(ext_cs)))
     assert block.txs[0].outputs[0].value == 1_250_000_000
     assert ext_cs.process_block(block).status is BlockStatus.ACCEPTED
+
+
+def test_block_weight_limit_counts_witness_data(fixture_raw):
+    """Base size fits 1 MB but witness bytes push weight past 4M: bad-blk-weight."""
+    from node.chain.validation import contextual_check_block
+    from tests.unit.chainstate.blocktools import add_witness_commitment
+
+    block = Block.from_bytes(fixture_raw[201])
+    block.txs[1].inputs[0].witness = [bytes(4_100_000)]
+    block.txs[0].outputs.pop()
+    add_witness_commitment(block)
+    block = solve(block)
+    assert block.base_size * 4 <= 4_000_000 < block.weight
+    with pytest.raises(ConsensusError) as err:
+        contextual_check_block(block, REGTEST, 202, 0)
+    assert err.value.reason == "bad-blk-weight"
+
+
+def test_mainnet_block_413567_context_free_checks(core_vectors):
+    from node.chain.params import MAINNET
+    from node.chain.txcheck import check_transaction
+    from node.chain.validation import check_block
+
+    raw = (core_vectors / "block413567.raw").read_bytes()
+    checked = check_block(Block.from_bytes(raw), MAINNET, check_transaction)
+    assert len(checked.legacy_sigops) == 1557
+    swapped = Block.from_bytes(raw)
+    swapped.txs[1], swapped.txs[2] = swapped.txs[2], swapped.txs[1]
+    with pytest.raises(ConsensusError) as err:
+        check_block(swapped, MAINNET, check_transaction, check_pow=True)
+    assert err.value.reason == "bad-txnmrklroot"
+    retargeted = Block.from_bytes(raw)
+    retargeted.header.bits = 0x1B00FFFF  # new header hash, the old nonce misses the target
+    with pytest.raises(ConsensusError) as err:
+        check_block(retargeted, MAINNET, check_transaction)
+    assert err.value.reason == "high-hash"

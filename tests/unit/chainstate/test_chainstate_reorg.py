@@ -10,13 +10,13 @@ from node.chain.chainstate import BlockStatus, Chainstate, TipChange
 from node.chain.params import REGTEST
 from protocols.bitcoin.block import Block
 from protocols.bitcoin.tx import outpoint
+from tests.helpers.kernel import run_kernel
 from tests.unit.chainstate.blocktools import (
     Tip,
     coinbase_outpoint,
     make_block,
     spend_tx,
 )
-from tests.unit.chainstate.kernel_oracle import run_kernel
 
 
 def _branch(parent: Tip, count: int, txs_at: dict[int, list] | None = None, **kw) -> list[Block]:
@@ -130,6 +130,7 @@ def test_headers_first_then_blocks(open_cs, extended_raw, scenario):
     result = cs.process_headers([blk.header for blk in b])
     assert result.accepted == 3 and result.last_height == 319 and result.reason is None
     assert cs.height == 316  # headers alone never move the tip
+    assert cs.best_header.hash == b[2].hash and cs.best_header.height == 319
     # blocks out of order: the tip moves only when the chain of data is complete
     assert cs.process_block(b[2]).tip_changed is False
     assert cs.process_block(b[1]).tip_changed is False
@@ -149,3 +150,30 @@ def test_tampered_branch_block_does_not_poison_header(open_cs, extended_raw, sce
     # The header is not marked invalid: the genuine block is accepted afterwards.
     assert cs.process_block(b[1]).status is BlockStatus.ACCEPTED
     assert cs.process_block(b[2]).tip_changed
+
+
+def test_reorg_disconnects_fixture_spends(open_cs, fixture_raw, tmp_path: Path):
+    """Fork at fixture height 200: disconnecting 201..206 (P2WPKH and P2TR spends) restores
+    exactly the UTXO set of a node that never saw them; reconnecting gets them back."""
+    cs = open_cs(fixture_raw)
+    full_stats = cs.utxo_stats()
+    fork = Block.from_bytes(fixture_raw[199])
+    branch = _branch(Tip(fork.hash, 200, fork.header.time), 7, extra=b"alt")
+    for blk in branch:
+        cs.process_block(blk)
+    assert cs.tip.hash == branch[-1].hash and cs.height == 207
+    fresh = open_cs(fixture_raw[:200] + _raw(branch), name="fresh")
+    assert cs.utxo_stats() == fresh.utxo_stats()
+    kernel = run_kernel(fixture_raw + _raw(branch), tmp_path / "kernel")
+    stats = cs.utxo_stats()
+    assert kernel.tip_hash == cs.tip.hash
+    assert (kernel.utxos, kernel.total_amount) == (stats.count, stats.total_amount)
+    # The fixture branch wins again with two more blocks on 206.
+    top = Block.from_bytes(fixture_raw[-1])
+    more = _branch(Tip(top.hash, 206, top.header.time), 2, extra=b"back")
+    for blk in more:
+        cs.process_block(blk)
+    assert cs.tip.hash == more[-1].hash
+    again = open_cs(fixture_raw + _raw(more), name="again")
+    assert cs.utxo_stats() == again.utxo_stats()
+    assert full_stats.count + 2 == again.utxo_stats().count

@@ -88,6 +88,7 @@ def test_i2c_tps546_init_writes_limits_and_stays_off(parts) -> None:
     assert pmbus.decode_linear11(tps.words[pmbus.Cmd.FREQUENCY_SWITCH]) == 650.0
     assert tps.words[pmbus.Cmd.VOUT_MAX] == round(1.3 * 512)
     assert tps.bytes[pmbus.Cmd.IOUT_OC_FAULT_RESPONSE] == 0xC0
+    assert tps.bytes[pmbus.Cmd.ON_OFF_CONFIG] == 0x18
     assert vr.faults() == []
     assert "OFF" in pmbus.decode_status_word(vr.status_word())
 

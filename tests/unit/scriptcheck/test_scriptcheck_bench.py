@@ -21,6 +21,7 @@ def test_scriptcheck_bench_quick_reports_keys(capsys) -> None:
         "ours_1thread_inputs_per_s",
         "ours_2threads_inputs_per_s",
         "speedup_2_vs_1_threads",
+        "control_speedup_2_vs_1_processes",
         "pbk_objects_1thread_inputs_per_s",
         "build_ms_per_mb_ours",
         "build_ms_per_mb_pbk_objects",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 from pathlib import Path
 
 import pytest
@@ -149,3 +150,12 @@ def test_scriptcheck_large_tx_split_across_workers() -> None:
             assert verifier.verify(jobs, flags) == ScriptFailure(2, 37)
     with BlockScriptVerifier(1) as single:
         assert single.verify(jobs, flags) == ScriptFailure(2, 37)
+
+
+def test_scriptcheck_kernel_calls_release_the_gil() -> None:
+    # ctypes drops the GIL around every foreign call not flagged PYTHONAPI (PyDLL/PYFUNCTYPE);
+    # that is what lets the verifier's threads run the interpreter in parallel.
+    from node.chain import scriptcheck
+
+    for fn in (scriptcheck._verify, scriptcheck._tx_create, scriptcheck._ptd_create):
+        assert not fn._flags_ & ctypes._FUNCFLAG_PYTHONAPI

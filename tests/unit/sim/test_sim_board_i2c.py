@@ -191,3 +191,23 @@ def test_far_overclock_trips_the_power_stage():
     b.chain.feed(host.write_register(0x08, pll_value(b.chain.model, 1500.0)))
     run(b, 2)
     assert b.tps546.latched_off and not b.chain.powered
+
+
+@pytest.mark.parametrize("model", ["BM1366", "BM1368", "BM1370", "BM1397"])
+@pytest.mark.parametrize("chips", [1, 2, 3, 4, 6])
+def test_default_boards_run_at_rated_load_without_tripping(model, chips):
+    b = SimBoard(SimBoardConfig(model=model, chips=chips, hashrate_hps=100, seed=1))
+    b.chain.feed(host.bm136x_job(0x18, HEADER) if model != "BM1397" else host.bm1397_job(4, HEADER))
+    run(b, 60, step=1.0)
+    assert b.chain.powered and not b.tps546.latched_off
+    assert b.vcore == pytest.approx(b.chain.model.default_mv / 1000, abs=0.003)
+    assert max(c.temp_c for c in b.physics.state.chips) < 75
+
+
+def test_voltage_domains_must_divide_chips():
+    from drivers.sim.errors import SimConfigError
+
+    with pytest.raises(SimConfigError):
+        SimBoard(SimBoardConfig(chips=4, voltage_domains=3))
+    assert SimBoardConfig(chips=4).domains == 2
+    assert SimBoardConfig(chips=3).domains == 3

@@ -110,3 +110,8 @@ def test_power_stage_losses_heat_the_regulator():
     state = settle(phys, 120, 525, 1.15, 0.5)
     assert state.power_in_w > state.power_out_w
     assert state.vr_temp_c > phys.params.ambient_c + 1
+
+
+def test_downstream_chips_run_warmer():
+    temps = [c.temp_c for c in settle(BoardPhysics(BM1370, 4), 200, 525, 1.15, 0.6).chips]
+    assert temps == sorted(temps) and temps[-1] > temps[0] + 1

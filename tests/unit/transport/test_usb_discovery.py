@@ -118,3 +118,12 @@ def test_discovery_cli_json_for_an_explicit_port(capsys) -> None:
     assert data["found"] == 0
     assert data["boards"][0]["port"] == path
     assert data["boards"][0]["status"] == "no-answer"
+
+
+def test_discovery_leaves_kernel_bound_bridges_to_the_tty_path() -> None:
+    backend = SimUsbBackend(lambda: SimChain("BM1397", 1, hashrate_hps=0), kernel_driver=True)
+    result = discovery.scan(serial_ports=False, sim=False, usb_backend=backend, timeout=0.2)
+    (found,) = result.boards
+    assert found.status == "via-tty" and found.chip_count == 0
+    assert backend.kernel_driver is True  # never detached by a scan
+    assert backend.control_log == []  # and nothing sent to the bridge

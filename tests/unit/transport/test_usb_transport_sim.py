@@ -208,3 +208,13 @@ def test_usb_ft232_variant_qemu_bridge() -> None:
     data = _read_exactly(t, 22)
     assert data[:4] == b"\xaa\x55\x13\x66" and data[11:15] == b"\xaa\x55\x13\x66"
     t.close()
+
+
+def test_usb_kernel_driver_is_detached_and_given_back() -> None:
+    backend = SimUsbBackend(lambda: SimChain("BM1397", 1, hashrate_hps=0), kernel_driver=True)
+    t = _open(backend)
+    assert backend.kernel_driver is False  # ftdi_sio let go while we run
+    t.write(CHIP_ID_READ)
+    assert _read_exactly(t, 9)[:4] == b"\xaa\x55\x13\x97"
+    t.close()
+    assert backend.kernel_driver is True  # /dev/ttyUSB* comes back
