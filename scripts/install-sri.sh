@@ -25,6 +25,8 @@
 #   mining_device             no crate of that name; the SRI CPU miner ships as the binary
 #                             `mining_device` of `integration_tests_sv2` 0.6.0 (built with
 #                             `--bin mining_device`; it links pool/translator/jdc 0.6-0.7 libs).
+# Cold build on a shared 2-core box (nice 19): translator 1157 s, jd_client 273 s,
+# mining_device 945 s, pool 144 s (shared target dir; see docs/dev/sri-peers.md).
 # All SRI app crates need rustc >= 1.88. pool_sv2 and jd_client_sv2 compile Bitcoin Core's
 # Cap'n Proto IPC schema (capnpc), which needs the `capnp` compiler (Debian `capnproto`) and
 # the standard schema /usr/include/capnp/c++.capnp (Debian `libcapnp-dev`).

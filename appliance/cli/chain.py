@@ -242,6 +242,7 @@ def _run_import(args: argparse.Namespace) -> int:
             "total_amount": stats.total_amount,
             "processed": report.processed,
             "duplicates": report.duplicates,
+            "orphans": report.orphans,
         }
         if chainstate.policy.enabled:
             result["prune"] = chainstate.prune_info().to_dict()
@@ -282,7 +283,9 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
             "Validate blocks with full consensus rules and connect them to the chainstate in "
             "DIR (created if missing). Each FILE holds hex blocks one per line, raw "
             "concatenated blocks, or Core blk*.dat records (detected). Blocks already known "
-            "are skipped; the first invalid block is reported with its hash, height and "
+            "are skipped; a block that comes before its parent is held until the parent "
+            "arrives (blocks whose parent never comes are reported as orphans); the first "
+            "invalid block is reported with its hash, height and "
             "reason, nothing after it is connected, and the exit status is 1. Prints the "
             "resulting height, tip, UTXO count and total amount."
         ),

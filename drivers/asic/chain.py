@@ -11,10 +11,13 @@ from dataclasses import dataclass, field
 
 from drivers.asic.bm13xx.chips import ChipSpec
 from drivers.asic.bm13xx.frames import RegisterReply
+from drivers.asic.bm13xx.registers import Register
 
 from .stats import WINDOWS_S, RateWindows
 
 COUNTER_MODULUS = 1 << 32
+COUNTER_SANITY_FACTOR = 4.0
+"""A counter step implying more than this times the nominal hashrate is not believed."""
 
 
 @dataclass(slots=True)
@@ -32,6 +35,7 @@ class ChipState:
     registers: dict[int, int] = field(default_factory=dict)
     last_counter: int | None = None
     last_counter_at: float | None = None
+    counter_glitches: int = 0
     nonce_hashes: RateWindows = field(init=False)
     counter_hashes: RateWindows = field(init=False)
 
@@ -100,9 +104,22 @@ class Chain:
                 chip.counter_hashes.add(now, value * self.spec.hashes_per_count * dt)
         elif chip.last_counter is not None:
             delta = (value - chip.last_counter) % COUNTER_MODULUS
-            chip.counter_hashes.add(now, delta * self.spec.hashes_per_count)
+            hashes = delta * self.spec.hashes_per_count
+            dt = now - (chip.last_counter_at or now)
+            if self._plausible(chip, hashes, dt):
+                chip.counter_hashes.add(now, hashes)
+            else:
+                # a counter reset (chip re-init) or a corrupted reply that slipped past CRC5:
+                # take the new value as baseline instead of booking a huge jump
+                chip.counter_glitches += 1
         chip.last_counter = value
         chip.last_counter_at = now
+
+    def _plausible(self, chip: ChipState, hashes: float, dt: float) -> bool:
+        if chip.frequency_mhz <= 0 or dt <= 0:
+            return True
+        ceiling = self.spec.expected_hashrate(chip.frequency_mhz) * COUNTER_SANITY_FACTOR
+        return hashes <= ceiling * dt
 
     # -- queries ---------------------------------------------------------------------------
     def silent_chips(self, now: float, timeout: float) -> list[ChipState]:
@@ -145,6 +162,8 @@ class Chain:
                     "nonces": c.nonces,
                     "hw_errors": c.hw_errors,
                     "duplicates": c.duplicates,
+                    "counter_glitches": c.counter_glitches,
+                    "chip_error_counter": c.registers.get(Register.ERROR_COUNTER),
                     "error_rate": c.error_rate,
                     "hashrate_nonces_hs": c.nonce_hashes.rates(now)[60],
                     "hashrate_counters_hs": self.counter_rate(c, now),

@@ -41,7 +41,7 @@ from drivers.asic.bm13xx.registers import (
 from drivers.transport.base import Transport
 
 from .chain import Chain, ChipState
-from .errors import ConfigError, EnumerationError
+from .errors import ChipTimeoutError, ConfigError, EnumerationError
 from .job import BIP320_MASK, MiningJob, nbits_to_target
 from .scheduler import JobScheduler
 from .verify import TICKET_BASE, HeaderHasher, hash_difficulty
@@ -49,6 +49,9 @@ from .verify import TICKET_BASE, HeaderHasher, hash_difficulty
 log = logging.getLogger(__name__)
 
 DEFAULT_TICKET_DIFFICULTY = 256
+BAUD_SETTLE_S = 0.05
+"""Pause between telling the chips the new baud and switching the host: the command must
+be on the wire (and applied) at the old rate before the host's UART changes speed."""
 _DEDUP_PER_JOB = 4096
 
 
@@ -140,6 +143,9 @@ class AsicDriver:
         self._job_id = 0
         self._last_job: MiningJob | None = None
         self._last_counter_request: float | None = None
+        self._pending: list[VerifiedNonce] = []  # nonces collected while reading registers
+        self._register_replies: list[RegisterReply] | None = None
+        self.last_health: HealthReport | None = None
         self.verify_difficulty = verify_difficulty
         self._update_ticket()
 
@@ -207,6 +213,7 @@ class AsicDriver:
         self._apply_writes(spec.post_pll_writes, addresses)
         if self.switch_baud:
             self._write_register(spec.fast_baud_register, spec.fast_baud_value)
+            self.sleep(BAUD_SETTLE_S)
             self.transport.set_baud(spec.fast_baud)
             self.baud = spec.fast_baud
         self._configure_scheduler()
@@ -342,13 +349,54 @@ class AsicDriver:
 
     # --------------------------------------------------------------------------- replies
     def request_counters(self) -> None:
-        """Broadcast a read of the hash counter; every live chip answers."""
+        """Broadcast reads of the hash (and error) counters; every live chip answers."""
         self._write(frames.read_register(self.spec.hash_counter_register))
+        if not self.spec.counter_is_rate:
+            self._write(frames.read_register(Register.ERROR_COUNTER))
         self._last_counter_request = self.clock()
+
+    def read_register(
+        self, register: int, chip_index: int | None = None, timeout: float = 0.5
+    ) -> dict[int, int]:
+        """Read ``register`` from one chip or all; returns {chip index: value}.
+
+        Waits until every asked chip answered or ``timeout`` passed (then raises
+        ChipTimeoutError if nobody answered). Nonces arriving meanwhile are kept for the
+        next :meth:`poll`.
+        """
+        if self.chain is None:
+            raise ConfigError("init() the chain before reading registers")
+        chips = self.chain.chips if chip_index is None else [self.chain.chips[chip_index]]
+        address = None if chip_index is None else chips[0].address
+        self._register_replies = []
+        answers: dict[int, int] = {}
+        try:
+            self._write(frames.read_register(register, address))
+            deadline = time.monotonic() + timeout
+            while len(answers) < len(chips):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                data = self.transport.read(min(left, 0.05))
+                if data:
+                    self._handle(self.decoder.feed(data), self._pending)
+                for reply in self._register_replies:
+                    if reply.register == register:
+                        chip = self.chain.chip_for_address(reply.chip_address)
+                        if chip in chips and chip.address == reply.chip_address:
+                            answers[chip.index] = reply.value
+                self._register_replies.clear()
+        finally:
+            self._register_replies = None
+        if not answers:
+            raise ChipTimeoutError(f"no chip answered a read of register {register:#04x}")
+        return answers
 
     def poll(self, timeout: float = 0.0) -> list[VerifiedNonce]:
         """Read what arrived (waiting up to ``timeout``), return the verified nonces."""
-        out: list[VerifiedNonce] = []
+        out, self._pending = self._pending, []
+        if out:
+            timeout = 0.0
         data = self.transport.read(timeout)
         while data:
             self._handle(self.decoder.feed(data), out)
@@ -373,6 +421,8 @@ class AsicDriver:
                     out.append(verified)
             else:
                 chain.record_register(reply, now)
+                if self._register_replies is not None:
+                    self._register_replies.append(reply)
 
     def _verify(self, chain: Chain, reply: NonceReply, now: float) -> VerifiedNonce | None:
         chip = chain.chip_for_address(reply.chip_address)

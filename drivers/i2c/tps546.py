@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 DEFAULT_ADDRESS = 0x24
 #: OC / OT fault response: shut down and latch off until OPERATION is cycled.
 RESPONSE_LATCH_OFF = 0xC0
+#: ON_OFF_CONFIG: PU (bit 4) + CMD (bit 3): on/off by OPERATION alone.
+ON_OFF_CONFIG_OPERATION_ONLY = 0x18
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +126,9 @@ class TPS546:
         lin = pmbus.encode_linear11
         with self._guard("init"):
             self._write_byte(Cmd.OPERATION, pmbus.OPERATION_OFF)
+            # Output follows the OPERATION command only (not the CONTROL pin), so the
+            # thermal guard alone decides when the chips get power.
+            self._write_byte(Cmd.ON_OFF_CONFIG, ON_OFF_CONFIG_OPERATION_ONLY)
             self._write_word(Cmd.FREQUENCY_SWITCH, lin(lim.switch_khz))
             self._write_word(Cmd.VIN_ON, lin(lim.vin_on_v))
             self._write_word(Cmd.VIN_OFF, lin(lim.vin_off_v))

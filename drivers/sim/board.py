@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 
 from drivers.sim.chips import SimChain
+from drivers.sim.errors import SimConfigError
 from drivers.sim.faults import FaultState
 from drivers.sim.i2c_bus import (
     EMC2101_ADDRESS,
@@ -34,7 +35,7 @@ class SimBoardConfig:
     chips: int = 1
     hashrate_hps: float = 100_000.0
     sim_ticket_difficulty: float | None = None
-    voltage_domains: int | None = None  # default: 1 for one chip, else chips // 2 (>= 1)
+    voltage_domains: int | None = None  # default: pairs of chips in series, or one per domain
     power_on: bool = True  # power stage output enabled at start (like a board that boots on)
     seed: int | None = None
     physics: PhysicsParams = field(default_factory=PhysicsParams)
@@ -42,8 +43,12 @@ class SimBoardConfig:
     @property
     def domains(self) -> int:
         if self.voltage_domains is not None:
+            if self.voltage_domains < 1 or self.chips % self.voltage_domains:
+                raise SimConfigError("chips must split evenly into voltage_domains")
             return self.voltage_domains
-        return 1 if self.chips == 1 else max(1, self.chips // 2)
+        if self.chips == 1:
+            return 1
+        return self.chips // 2 if self.chips % 2 == 0 else self.chips
 
 
 class SimBoard:
@@ -63,8 +68,16 @@ class SimBoard:
         self.physics = BoardPhysics(self.chain.model, config.chips, config.physics)
         vcore = self.chain.model.default_mv / 1000.0
         vin = 5.0 if config.chips == 1 else 12.0
+        # The stage is sized for its load: over-current trips at twice the rated current.
+        rated_amps = self.physics.rated_power_w * config.chips / config.domains / vcore
         self.emc2101 = SimEMC2101(self.faults)
-        self.tps546 = SimTPS546(self.faults, vcore * config.domains, config.power_on, vin)
+        self.tps546 = SimTPS546(
+            self.faults,
+            vcore * config.domains,
+            config.power_on,
+            vin,
+            oc_fault_a=max(30.0, 2.0 * rated_amps),
+        )
         self.i2c = SimI2CBus({EMC2101_ADDRESS: self.emc2101, TPS546_ADDRESS: self.tps546})
         self.unplugged = False  # mains/USB gone: nothing on the board has power
         self._last: float | None = None

@@ -92,6 +92,8 @@ UNKNOWN_BAUD = 1
 COUNTER_UNIT = float(1 << 32)
 NONCE_CHUNK = 2048
 """Nonces hashed per version (or midstate) before the chip moves to the next one."""
+RX_FRAME_TIMEOUT_S = 0.05
+"""An incomplete host frame older than this is discarded, as the UART's idle timeout does."""
 MAX_CATCHUP_S = 0.25
 """At most this much wall-clock time of hash budget is spent in one advance()."""
 
@@ -418,6 +420,7 @@ class SimChain:
         self._rx = bytearray()
         self._tx = bytearray()
         self._last: float | None = None
+        self._rx_since: float | None = None
         self._credit = 0.0
         self._frame_len_job = self.model.job_body_len + 4
 
@@ -448,6 +451,7 @@ class SimChain:
         ``max_hashes`` bounds the work of this call (the runner sizes it so a step stays
         short); budget beyond it is dropped, not owed, so the chain never falls behind.
         """
+        self._expire_partial_frame(now)
         if self._last is None:
             self._last = now
             return
@@ -505,6 +509,16 @@ class SimChain:
         return float(chip.ticket_difficulty)
 
     # -- internals ----------------------------------------------------------------------
+    def _expire_partial_frame(self, now: float) -> None:
+        if not self._rx:
+            self._rx_since = None
+        elif self._rx_since is None:
+            self._rx_since = now
+        elif now - self._rx_since > RX_FRAME_TIMEOUT_S:
+            self.stats.garbage_bytes_rx += len(self._rx)
+            self._rx.clear()
+            self._rx_since = None
+
     def _target_for(self, chip: SimChip) -> int:
         if self.sim_ticket_difficulty is not None:
             return target_for_difficulty(self.sim_ticket_difficulty)

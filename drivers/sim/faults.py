@@ -38,7 +38,6 @@ class FaultState:
     sensor_failed: bool = False
     over_current: bool = False
     unplug_seconds: float | None = None  # pending unplug request, consumed by the pty board
-    unplug_same_path: bool = False
 
     def apply(self, name: str, on: bool = True, value: float | None = None) -> None:
         """Switch fault ``name`` on (with an optional rate/index/seconds) or off."""

@@ -254,7 +254,14 @@ class PowerStageInputs:
 class SimTPS546(SimI2CDevice):
     """TPS546 PMBus buck converter: Vout setpoint, on/off, telemetry and latching protection."""
 
-    def __init__(self, faults: FaultState, vout_default: float, on: bool, vin: float) -> None:
+    def __init__(
+        self,
+        faults: FaultState,
+        vout_default: float,
+        on: bool,
+        vin: float,
+        oc_fault_a: float = 30.0,
+    ) -> None:
         self.faults = faults
         u16 = self._u16
         self.bytes: dict[int, int] = {
@@ -278,8 +285,8 @@ class SimTPS546(SimI2CDevice):
             PmbusCmd.VOUT_OV_WARN_LIMIT: u16(max(vout_default * 1.5, 2.0) * 1.1),
             PmbusCmd.VOUT_UV_WARN_LIMIT: u16(vout_default * 0.5),
             PmbusCmd.VOUT_UV_FAULT_LIMIT: u16(vout_default * 0.4),
-            PmbusCmd.IOUT_OC_FAULT_LIMIT: linear11(30.0),
-            PmbusCmd.IOUT_OC_WARN_LIMIT: linear11(25.0),
+            PmbusCmd.IOUT_OC_FAULT_LIMIT: linear11(oc_fault_a),
+            PmbusCmd.IOUT_OC_WARN_LIMIT: linear11(oc_fault_a * 5 / 6),
             PmbusCmd.OT_FAULT_LIMIT: linear11(145.0),
             PmbusCmd.OT_WARN_LIMIT: linear11(105.0),
             PmbusCmd.VIN_OV_FAULT_LIMIT: linear11(vin * 1.5),

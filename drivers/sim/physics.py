@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 
 from drivers.sim.models import SimChipModel
 
-
 LEAKAGE_TEMP_CAP_C = 125.0
 """Leakage stops growing here so a board left without cooling heats up boundedly."""
 
@@ -41,6 +40,7 @@ class PhysicsParams:
     rise_full_fan_k: float = 25.0  # chip temperature rise at rated power, 100 % fan
     rise_no_fan_k: float = 150.0  # ... with no airflow
     thermal_tau_s: float = 15.0  # chip time constant at full airflow
+    downstream_penalty: float = 0.12  # last chip's cooling deficit vs the first (airflow path)
     idle_activity: float = 0.15  # dynamic power fraction with the clock running but no job
     leakage_fraction: float = 0.08  # leakage share of rated power at 25 degC
     leakage_doubling_k: float = 35.0
@@ -147,13 +147,15 @@ class BoardPhysics:
         tau = p.fan_tau_up_s if target_rpm > st.fan_rpm else p.fan_tau_down_s
         st.fan_rpm = target_rpm + (st.fan_rpm - target_rpm) * math.exp(-dt / tau)
         air = self.airflow()
-        g = self.g_still + (self.g_full - self.g_still) * air
-        decay = math.exp(-dt * g / self.heat_capacity)
+        g_board = self.g_still + (self.g_full - self.g_still) * air
         total = 0.0
-        for chip, f, act in zip(st.chips, mhz, active, strict=True):
+        n = len(st.chips)
+        for i, (chip, f, act) in enumerate(zip(st.chips, mhz, active, strict=True)):
+            # Air warms as it passes the chain: downstream chips are cooled less.
+            g = g_board * (1.0 - p.downstream_penalty * i / (n - 1) if n > 1 else 1.0)
             chip.power_w = self.chip_power(f, vcore, chip.temp_c, act)
             t_eq = p.ambient_c + chip.power_w / g
-            chip.temp_c = t_eq + (chip.temp_c - t_eq) * decay
+            chip.temp_c = t_eq + (chip.temp_c - t_eq) * math.exp(-dt * g / self.heat_capacity)
             chip.error_rate = self.error_rate(f, vcore, chip.temp_c)
             total += chip.power_w
         st.power_out_w = total

@@ -97,8 +97,11 @@ class PtyBoard:
         self.control: ControlServer | None = None
         self.bytes_lost_baud = 0
         self.bytes_lost_overflow = 0
-        self._hash_time = 0.0
+        self._resume_hashing_at = 0.0
         self._max_hashes = MIN_STEP_HASHES
+        self._published_baud = 0
+        self._rate_mark: tuple[float, int] | None = None
+        self.real_hashrate_hps = 0.0
         self._unplugged_until: float | None = None
         self._stopped = False
 
@@ -150,8 +153,19 @@ class PtyBoard:
         )
 
     def _publish(self) -> None:
+        self._published_baud = self.board.chain.baud
         if self.publish:
             write_record(self.record(), self.base_dir)
+
+    def _track_rate(self, now: float) -> None:
+        if self._rate_mark is None:
+            self._rate_mark = (now, self.board.chain.stats.real_hashes)
+            return
+        then, hashes = self._rate_mark
+        if now - then >= 1.0:
+            done = self.board.chain.stats.real_hashes - hashes
+            self.real_hashrate_hps = done / (now - then)
+            self._rate_mark = (now, self.board.chain.stats.real_hashes)
 
     def close(self) -> None:
         self._stopped = True
@@ -179,7 +193,7 @@ class PtyBoard:
         busy = any(c.job is not None for c in chain.chips)
         wait = timeout if timeout is not None else (ACTIVE_TICK_S if busy else IDLE_TICK_S)
         # Keep hashing below the CPU share: after h seconds of hashing, idle h*(1/f - 1).
-        wait = max(wait, self._hash_time * (1.0 / self.max_cpu_fraction - 1.0))
+        wait = max(wait, self._resume_hashing_at - time.perf_counter())
         fds = list(self.control.filenos()) if self.control else []
         if self.master_fd is not None:
             fds.append(self.master_fd)
@@ -193,15 +207,22 @@ class PtyBoard:
         now = self.clock()
         hashed = chain.stats.real_hashes
         started = time.perf_counter()
-        self.board.advance(now, self._max_hashes)
-        self._hash_time = time.perf_counter() - started
+        # Woken early by the host or a control request: answer, but do not hash yet.
+        allowed = self._max_hashes if started >= self._resume_hashing_at else 0
+        self.board.advance(now, allowed)
+        hash_time = time.perf_counter() - started
         hashed = chain.stats.real_hashes - hashed
-        if hashed and self._hash_time > 0:
+        if hashed:
+            self._resume_hashing_at = started + hash_time / self.max_cpu_fraction
+        if hashed and hash_time > 0:
             # Size the next step so it stays near STEP_WORK_S of CPU, whatever the chip model.
-            rate = hashed / self._hash_time
+            rate = hashed / hash_time
             self._max_hashes = max(MIN_STEP_HASHES, int(rate * STEP_WORK_S))
         self._write_host(chain.take_output())
         self._handle_unplug(now)
+        self._track_rate(now)
+        if self.port and chain.baud != self._published_baud:
+            self._publish()  # readers see the chips' current UART rate
 
     def run(
         self,
@@ -284,6 +305,7 @@ class PtyBoard:
             host_baud=self.host_baud(),
             unplugged=self.unplugged,
             bytes_lost_baud=self.bytes_lost_baud,
+            real_hashrate_hps=round(self.real_hashrate_hps),
         )
         return status
 

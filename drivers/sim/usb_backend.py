@@ -1,4 +1,4 @@
-"""A simulated FTDI USB-UART bridge as a pyusb backend, in front of a simulated chip chain.
+"""Simulated USB-UART bridges as pyusb backends, in front of a simulated chip chain.
 
 ``usb.core.find(backend=SimUsbBackend(...))`` returns a ``usb.core.Device`` whose
 descriptors, vendor control requests and bulk endpoints behave like an FTDI
@@ -18,6 +18,10 @@ What is emulated, because the driver depends on it:
 - ``unplug()`` / ``replug()``: while unplugged the device disappears from
   ``find`` and every call on an open handle raises ``USBError`` with errno
   ENODEV; a replug enumerates a new device address and a power-cycled chain.
+
+:class:`SimCp210xBackend` does the same for a Silicon Labs CP210x: its interface
+requests (IFC_ENABLE, SET_LINE_CTL, SET_BAUDRATE as a 32-bit rate, PURGE), GPIO latch
+writes driving a configurable reset pin, no status bytes and no idle packets.
 
 The chain is any object with ``feed(bytes)`` and ``take_output() -> bytes``
 (``drivers.sim.chips.SimChain``). Optional parts used when present: ``baud``
@@ -39,7 +43,7 @@ from typing import Any, Protocol
 import usb.backend
 import usb.core
 
-from drivers.transport import ftdi
+from drivers.transport import cp210x, ftdi
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,7 @@ _LIBUSB_ERROR_NO_DEVICE = -4
 _LIBUSB_ERROR_TIMEOUT = -7
 _LIBUSB_ERROR_PIPE = -9
 _LIBUSB_SPEED_FULL = 2
+_POLL_S = 0.001
 
 
 class ChainLike(Protocol):
@@ -162,26 +167,33 @@ def _stall() -> usb.core.USBError:
     return usb.core.USBError("Pipe error", _LIBUSB_ERROR_PIPE, errno.EPIPE)
 
 
-class SimUsbBackend(usb.backend.IBackend):
-    """A pyusb backend exposing one simulated FTDI-bridged chip chain."""
+class _SimBridgeBackend(usb.backend.IBackend):
+    """What every simulated bridge shares: plugging, descriptors, handles, the chain."""
+
+    vid = 0
+    pid = 0
+    bcd = 0
+    ep_in = 0x81
+    ep_out = 0x02
 
     def __init__(
         self,
         chain_factory: Callable[[], ChainLike],
         *,
-        product_id: int = ftdi.PID_FTX,
         serial_number: str = "BLVMSIM0001",
         product: str = "Compac F Bitcoin Miner (simulated)",
         manufacturer: str = "BLVM",
         baud_tolerance: float = BAUD_TOLERANCE,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        kernel_driver: bool = False,
     ) -> None:
         self._factory = chain_factory
+        #: Whether a kernel serial driver (ftdi_sio, cp210x) is bound to the interface.
+        self.kernel_driver = kernel_driver
         self._clock = clock
         self._lock = threading.RLock()
         self._sleep = sleep
-        self.product_id = product_id
         self.strings = {1: manufacturer, 2: product, 3: serial_number}
         self.baud_tolerance = baud_tolerance
         self.plugged = True
@@ -194,9 +206,6 @@ class SimUsbBackend(usb.backend.IBackend):
 
     def _power_up(self) -> None:
         self.chain: ChainLike = self._factory()
-        self.host_baud = 9600  # an FTDI bridge's rate after power-on
-        self.latency_ms = 16
-        self.cbus_pins = 0x00  # bit-bang off: CBUS pins are inputs, reset line pulled high
         self._rx = bytearray()
 
     def unplug(self) -> None:
@@ -215,9 +224,12 @@ class SimUsbBackend(usb.backend.IBackend):
 
     @property
     def in_reset(self) -> bool:
-        """CB1 driven low as an output holds the chips' reset line."""
-        driven = (self.cbus_pins >> 4) & _CB1
-        return bool(driven) and not (self.cbus_pins & _CB1)
+        return False
+
+    @property
+    def passes_data(self) -> bool:
+        """Whether bytes cross the UART now (not in reset, host and chips in step)."""
+        return not self.in_reset and self.baud_matches()
 
     def chip_baud(self) -> int:
         return int(getattr(self.chain, "baud", CHIP_DEFAULT_BAUD) or CHIP_DEFAULT_BAUD)
@@ -225,6 +237,16 @@ class SimUsbBackend(usb.backend.IBackend):
     def baud_matches(self) -> bool:
         chip = self.chip_baud()
         return abs(self.host_baud - chip) <= self.baud_tolerance * chip
+
+    def _release_reset(self) -> None:
+        """The chips leave reset: power-on state (addresses, baud, no job)."""
+        reset = getattr(self.chain, "reset", None)
+        if reset is not None:
+            reset()
+        else:
+            self.chain = self._factory()
+        self._rx.clear()
+        log.debug("simulated chips released from reset")
 
     def _check(self, handle: _Handle) -> None:
         if not self.plugged or handle.generation != self.generation:
@@ -239,7 +261,7 @@ class SimUsbBackend(usb.backend.IBackend):
         out = self.chain.take_output()
         if not out:
             return
-        if self.in_reset or not self.baud_matches():
+        if not self.passes_data:
             self.bytes_dropped += len(out)
             return
         self._rx += out
@@ -255,11 +277,10 @@ class SimUsbBackend(usb.backend.IBackend):
         return None
 
     def get_device_descriptor(self, dev):
-        bcd = 0x1000 if self.product_id == ftdi.PID_FTX else 0x0600
         return _DeviceDescriptor(
-            idVendor=ftdi.VID_FTDI,
-            idProduct=self.product_id,
-            bcdDevice=bcd,
+            idVendor=self.vid,
+            idProduct=self.pid,
+            bcdDevice=self.bcd,
             address=1 + dev.generation,
         )
 
@@ -274,7 +295,7 @@ class SimUsbBackend(usb.backend.IBackend):
         return _InterfaceDescriptor()
 
     def get_endpoint_descriptor(self, dev, ep, intf, alt, config):
-        addresses = (ftdi.EP_IN, ftdi.EP_OUT)
+        addresses = (self.ep_in, self.ep_out)
         if (intf, alt, config) != (0, 0, 0) or not 0 <= ep < len(addresses):
             raise IndexError(ep)
         return _EndpointDescriptor(bEndpointAddress=addresses[ep])
@@ -321,13 +342,17 @@ class SimUsbBackend(usb.backend.IBackend):
     def is_kernel_driver_active(self, dev_handle, intf):
         with self._lock:
             self._check(dev_handle)
-            return False
+            return self.kernel_driver
 
     def detach_kernel_driver(self, dev_handle, intf):
-        return None
+        with self._lock:
+            self._check(dev_handle)
+            self.kernel_driver = False
 
     def attach_kernel_driver(self, dev_handle, intf):
-        return None
+        with self._lock:
+            self._check(dev_handle)
+            self.kernel_driver = True
 
     def clear_halt(self, dev_handle, ep):
         with self._lock:
@@ -343,15 +368,124 @@ class SimUsbBackend(usb.backend.IBackend):
         with self._lock:
             self._check(dev_handle)
             if bmRequestType & 0x80:
-                return self._control_in(bmRequestType, bRequest, wValue, wIndex, data)
+                if bmRequestType == 0x80 and bRequest == 0x06:  # standard GET_DESCRIPTOR
+                    reply = self._descriptor(wValue >> 8, wValue & 0xFF)
+                else:
+                    reply = self._vendor_in(bmRequestType, bRequest, wValue, wIndex)
+                n = min(len(reply), len(data))
+                data[:n] = array.array("B", reply[:n])
+                return n
             payload = bytes(data) if data is not None else b""
             self.control_log.append(ControlRecord(bmRequestType, bRequest, wValue, wIndex, payload))
-            if bmRequestType != ftdi.REQTYPE_OUT:
-                raise _stall()
-            self._vendor_out(bRequest, wValue, wIndex)
+            self._vendor_out(bmRequestType, bRequest, wValue, wIndex, payload)
             return len(payload)
 
-    def _vendor_out(self, request: int, value: int, index: int) -> None:
+    def _vendor_out(self, rtype: int, request: int, value: int, index: int, data: bytes) -> None:
+        raise _stall()
+
+    def _vendor_in(self, rtype: int, request: int, value: int, index: int) -> bytes:
+        raise _stall()
+
+    def _descriptor(self, dtype: int, index: int) -> bytes:
+        if dtype != 0x03:
+            raise _stall()
+        if index == 0:
+            return bytes((4, 3, 0x09, 0x04))  # English (US)
+        text = self.strings.get(index)
+        if text is None:
+            raise _stall()
+        body = text.encode("utf-16-le")
+        return bytes((2 + len(body), 3)) + body
+
+    # -- bulk endpoints ---------------------------------------------------------------------
+
+    def bulk_write(self, dev_handle, ep, intf, data, timeout):
+        with self._lock:
+            self._check(dev_handle)
+            if ep != self.ep_out:
+                raise _stall()
+            payload = bytes(data)
+            if self.passes_data:
+                self.chain.feed(payload)
+            else:
+                self.bytes_dropped += len(payload)
+            return len(payload)
+
+    def bulk_read(self, dev_handle, ep, intf, buff, timeout):
+        if ep != self.ep_in:
+            raise _stall()
+        deadline = self._clock() + (timeout / 1000 if timeout else 1.0)
+        while True:
+            with self._lock:
+                self._check(dev_handle)
+                self._pull_chain_output()
+                if self._rx:
+                    return self._fill(buff)
+                idle = self._idle_after()
+            left = deadline - self._clock()
+            if left <= 0:
+                raise usb.core.USBTimeoutError(
+                    "Operation timed out", _LIBUSB_ERROR_TIMEOUT, errno.ETIMEDOUT
+                )
+            if idle is not None and idle <= left:
+                self._sleep(idle)
+                with self._lock:
+                    self._check(dev_handle)
+                    self._pull_chain_output()
+                    if self._rx:
+                        return self._fill(buff)
+                    packet = self._idle_packet()
+                    buff[: len(packet)] = array.array("B", packet)
+                    return len(packet)
+            self._sleep(min(left, _POLL_S) if idle is None else left)
+
+    def _idle_after(self) -> float | None:
+        """Seconds after which an idle IN request completes anyway (None: only by timeout)."""
+        return None
+
+    def _idle_packet(self) -> bytes:
+        return b""
+
+    def _fill(self, buff) -> int:
+        n = min(len(buff), len(self._rx))
+        buff[:n] = array.array("B", self._rx[:n])
+        del self._rx[:n]
+        return n
+
+
+class SimUsbBackend(_SimBridgeBackend):
+    """A simulated FTDI FT-X (or FT232R with ``product_id=0x6001``) bridge."""
+
+    vid = ftdi.VID_FTDI
+    ep_in = ftdi.EP_IN
+    ep_out = ftdi.EP_OUT
+
+    def __init__(
+        self, chain_factory: Callable[[], ChainLike], *, product_id: int = ftdi.PID_FTX, **kw: Any
+    ) -> None:
+        self.pid = product_id
+        self.bcd = 0x1000 if product_id == ftdi.PID_FTX else 0x0600
+        super().__init__(chain_factory, **kw)
+
+    @property
+    def product_id(self) -> int:
+        return self.pid
+
+    def _power_up(self) -> None:
+        super()._power_up()
+        self.host_baud = 9600  # an FTDI bridge's rate after power-on
+        self.latency_ms = 16
+        self.cbus_pins = 0x00  # bit-bang off: CBUS pins are inputs, reset line pulled high
+
+    @property
+    def in_reset(self) -> bool:
+        """CB1 driven low as an output holds the chips' reset line."""
+        driven = (self.cbus_pins >> 4) & _CB1
+        return bool(driven) and not (self.cbus_pins & _CB1)
+
+    def _vendor_out(self, rtype: int, request: int, value: int, index: int, data: bytes) -> None:
+        if rtype != ftdi.REQTYPE_OUT:
+            raise _stall()
         if request == ftdi.Request.RESET:
             if value in (ftdi.ResetValue.SIO, ftdi.ResetValue.PURGE_RX):
                 self._rx.clear()
@@ -381,80 +515,21 @@ class SimUsbBackend(usb.backend.IBackend):
         else:
             raise _stall()
         if was_reset and not self.in_reset:
-            # The chips leave reset: power-on state (addresses, baud, no job).
-            reset = getattr(self.chain, "reset", None)
-            if reset is not None:
-                reset()
-            else:
-                self.chain = self._factory()
-            self._rx.clear()
-            log.debug("simulated chips released from reset")
+            self._release_reset()
 
-    def _control_in(self, rtype: int, request: int, value: int, index: int, buff) -> int:
-        if rtype == 0x80 and request == 0x06:  # standard GET_DESCRIPTOR
-            reply = self._descriptor(value >> 8, value & 0xFF)
-        elif rtype == ftdi.REQTYPE_IN and request == ftdi.Request.GET_MODEM_STATUS:
-            reply = ftdi.IDLE_STATUS
-        elif rtype == ftdi.REQTYPE_IN and request == ftdi.Request.GET_LATENCY_TIMER:
-            reply = bytes((self.latency_ms,))
-        else:
-            raise _stall()
-        n = min(len(reply), len(buff))
-        buff[:n] = array.array("B", reply[:n])
-        return n
+    def _vendor_in(self, rtype: int, request: int, value: int, index: int) -> bytes:
+        if rtype == ftdi.REQTYPE_IN and request == ftdi.Request.GET_MODEM_STATUS:
+            return ftdi.IDLE_STATUS
+        if rtype == ftdi.REQTYPE_IN and request == ftdi.Request.GET_LATENCY_TIMER:
+            return bytes((self.latency_ms,))
+        raise _stall()
 
-    def _descriptor(self, dtype: int, index: int) -> bytes:
-        if dtype != 0x03:
-            raise _stall()
-        if index == 0:
-            return bytes((4, 3, 0x09, 0x04))  # English (US)
-        text = self.strings.get(index)
-        if text is None:
-            raise _stall()
-        body = text.encode("utf-16-le")
-        return bytes((2 + len(body), 3)) + body
+    def _idle_after(self) -> float | None:
+        # The latency timer expires with nothing to say: a status-only packet.
+        return self.latency_ms / 1000
 
-    # -- bulk endpoints ---------------------------------------------------------------------
-
-    def bulk_write(self, dev_handle, ep, intf, data, timeout):
-        with self._lock:
-            self._check(dev_handle)
-            if ep != ftdi.EP_OUT:
-                raise _stall()
-            payload = bytes(data)
-            if self.in_reset or not self.baud_matches():
-                self.bytes_dropped += len(payload)
-            else:
-                self.chain.feed(payload)
-            return len(payload)
-
-    def bulk_read(self, dev_handle, ep, intf, buff, timeout):
-        if ep != ftdi.EP_IN:
-            raise _stall()
-        deadline = self._clock() + (timeout / 1000 if timeout else 1.0)
-        while True:
-            with self._lock:
-                self._check(dev_handle)
-                self._pull_chain_output()
-                if self._rx:
-                    return self._fill(buff)
-                latency = self.latency_ms / 1000
-            left = deadline - self._clock()
-            if left <= 0:
-                raise usb.core.USBTimeoutError(
-                    "Operation timed out", _LIBUSB_ERROR_TIMEOUT, errno.ETIMEDOUT
-                )
-            if latency <= left:
-                # Latency timer expired with nothing to say: a status-only packet.
-                self._sleep(latency)
-                with self._lock:
-                    self._check(dev_handle)
-                    self._pull_chain_output()
-                    if self._rx:
-                        return self._fill(buff)
-                    buff[: ftdi.STATUS_LEN] = array.array("B", ftdi.IDLE_STATUS)
-                    return ftdi.STATUS_LEN
-            self._sleep(left)
+    def _idle_packet(self) -> bytes:
+        return ftdi.IDLE_STATUS
 
     def _fill(self, buff) -> int:
         room = (len(buff) // ftdi.PACKET_SIZE) * (ftdi.PACKET_SIZE - ftdi.STATUS_LEN)
@@ -464,3 +539,75 @@ class SimUsbBackend(usb.backend.IBackend):
         framed = ftdi.frame_in_packets(payload)
         buff[: len(framed)] = array.array("B", framed)
         return len(framed)
+
+
+class SimCp210xBackend(_SimBridgeBackend):
+    """A simulated CP2102/CP2104 (or CP2105 with ``dual_port=True``, interface 0 only).
+
+    ``reset_gpio_mask`` names the GPIO latch bit wired to the chips' reset line (none by
+    default, as on sticks without one): driving it low holds the chips in reset.
+    """
+
+    vid = cp210x.VID_SILABS
+    ep_in = cp210x.EP_IN
+    ep_out = cp210x.EP_OUT
+    bcd = 0x0100
+
+    def __init__(
+        self,
+        chain_factory: Callable[[], ChainLike],
+        *,
+        dual_port: bool = False,
+        reset_gpio_mask: int | None = None,
+        **kw: Any,
+    ) -> None:
+        self.dual_port = dual_port
+        self.pid = cp210x.PID_CP2105 if dual_port else cp210x.PID_CP210X
+        self.reset_gpio_mask = reset_gpio_mask
+        super().__init__(chain_factory, **kw)
+
+    def _power_up(self) -> None:
+        super()._power_up()
+        self.host_baud = 9600
+        self.enabled = False
+        self.line_ctl = 0
+        self.latch = 0xFF  # GPIO outputs high after power-on
+
+    @property
+    def in_reset(self) -> bool:
+        mask = self.reset_gpio_mask
+        return mask is not None and not self.latch & mask
+
+    @property
+    def passes_data(self) -> bool:
+        return self.enabled and self.line_ctl == cp210x.LINE_8N1 and super().passes_data
+
+    def _vendor_out(self, rtype: int, request: int, value: int, index: int, data: bytes) -> None:
+        if request == cp210x.Request.VENDOR_SPECIFIC and value == cp210x.WRITE_LATCH:
+            if self.dual_port and rtype == cp210x.REQTYPE_HOST_TO_INTERFACE and len(data) == 2:
+                mask, state = data[0], data[1]
+            elif not self.dual_port and rtype == cp210x.REQTYPE_HOST_TO_DEVICE:
+                mask, state = index & 0xFF, index >> 8
+            else:
+                raise _stall()
+            was_reset = self.in_reset
+            self.latch = (self.latch & ~mask) | (state & mask)
+            if was_reset and not self.in_reset:
+                self._release_reset()
+            return
+        if rtype != cp210x.REQTYPE_HOST_TO_INTERFACE or index != 0:
+            raise _stall()
+        if request == cp210x.Request.IFC_ENABLE:
+            self.enabled = bool(value & 1)
+        elif request == cp210x.Request.SET_LINE_CTL:
+            self.line_ctl = value
+        elif request == cp210x.Request.SET_BAUDRATE:
+            if len(data) != 4:
+                raise _stall()
+            self.host_baud = int.from_bytes(data, "little")
+        elif request == cp210x.Request.PURGE:
+            self._rx.clear()
+        elif request in (cp210x.Request.SET_MHS, cp210x.Request.SET_FLOW):
+            pass
+        else:
+            raise _stall()

@@ -27,6 +27,7 @@ import serial.tools.list_ports
 
 from drivers.asic.bm13xx import frames
 from drivers.asic.bm13xx.chips import get_chip
+from drivers.asic.errors import ConfigError
 from drivers.boards import BoardError, UsbId, identify
 from drivers.transport.base import Transport, TransportError
 from drivers.transport.usb import KNOWN_BRIDGES, UsbTransport, UsbTransportError, bridge_for
@@ -86,7 +87,7 @@ def decode_chip_id_replies(data: bytes) -> ChipProbe:
         chip_id = int.from_bytes(data[start + 2 : start + 4], "big")
         try:
             spec = get_chip(chip_id)
-        except Exception:  # unknown id: keep looking (the driver raises its ConfigError)
+        except ConfigError:  # not a chip id we know: keep looking
             pos = start + 1
             continue
         decoder = frames.ReplyDecoder(spec)
@@ -109,8 +110,9 @@ def probe_transport(
     clock: Callable[[], float] = time.monotonic,
 ) -> ChipProbe:
     """Send the chip-id read and collect replies until ``quiet`` s pass with nothing new."""
-    while transport.read(0.0):
-        pass  # stale bytes from before we came
+    drain_until = clock() + quiet
+    while transport.read(0.0) and clock() < drain_until:
+        pass  # stale bytes from before we came (bounded: a chatty device never stops)
     transport.write(CHIP_ID_READ)
     data = bytearray()
     deadline = clock() + timeout

@@ -250,6 +250,7 @@ class UsbTransport:
         self._sleep = sleep
         self._clock = clock
         self._closed = False
+        self._detached_kernel_driver = False
         self._bring_up()
 
     # -- construction ---------------------------------------------------------------------
@@ -312,9 +313,17 @@ class UsbTransport:
             try:
                 if dev.is_kernel_driver_active(0):
                     dev.detach_kernel_driver(0)
+                    self._detached_kernel_driver = True
             except NotImplementedError:
                 pass
-            dev.set_configuration()
+            try:
+                dev.get_active_configuration()
+            except usb.core.USBError as exc:
+                if is_gone(exc):
+                    raise
+                # Unconfigured: select configuration 1. (Re-selecting an active one would
+                # reset the bridge's endpoints for nothing.)
+                dev.set_configuration()
             usb.util.claim_interface(dev, 0)
             for req in self.bridge.init_requests(self.baud):
                 self._control(req)
@@ -386,6 +395,10 @@ class UsbTransport:
             return
         with contextlib.suppress(usb.core.USBError, NotImplementedError, ValueError):
             usb.util.release_interface(dev, 0)
+        if self._detached_kernel_driver:
+            # Hand the bridge back to ftdi_sio/cp210x so its /dev/ttyUSB* returns.
+            with contextlib.suppress(usb.core.USBError, NotImplementedError):
+                dev.attach_kernel_driver(0)
         with contextlib.suppress(usb.core.USBError):
             usb.util.dispose_resources(dev)
 

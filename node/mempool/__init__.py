@@ -10,10 +10,13 @@ internal byte order, amounts in satoshis unless a method says BTC):
   follow_chain=True)``: rates in sat/kvB. Subscribes to the chainstate's tip changes (block
   connect removes confirmed txs and conflicts; a reorg re-admits the disconnected blocks'
   txs and re-checks the rest). ``close()`` unsubscribes.
-- ``accept(tx, *, bypass_limits=False, allow_replacement=True, now=None) -> AcceptResult``
-  (``accepted, txid, wtxid, fee, vsize, reason, message, replaced``; ``missing_inputs``
-  says "orphan"; ``to_dict()`` is testmempoolaccept's object). ``test_accept(tx)`` is the
-  dry run. Reasons are Core's strings (``node.mempool.errors`` and ``node.chain.errors``).
+- ``accept(tx, *, bypass_limits=False, allow_replacement=True, max_feerate=None, now=None)
+  -> AcceptResult`` (``accepted, txid, wtxid, fee, vsize, reason, message, replaced``;
+  ``missing_inputs`` says "orphan"; ``to_dict()`` is testmempoolaccept's object; the pool
+  stores its own parsed copy of ``tx``). ``test_accept(tx, *, allow_replacement=True,
+  max_feerate=None)`` is the dry run. ``max_feerate`` (sat/kvB) refuses with
+  ``max-fee-exceeded``. Reasons are Core's strings (``node.mempool.errors``,
+  ``node.chain.errors``); the debug text is in ``message``.
 - ``get(txid) -> MempoolEntry | None`` (``tx, fee, modified_fee, vsize, weight, sigop_cost,
   time, height, parents, children, anc_*/desc_*``), ``get_by_wtxid``, ``spender_of(outpoint)``,
   ``entries()`` (arrival order: parents before children), ``txids()``, ``len()``, ``in``,
@@ -28,7 +31,14 @@ internal byte order, amounts in satoshis unless a method says BTC):
 - ``locked()``: context manager holding the chain lock then the mempool lock (the template
   builder's consistent view).
 
-Threading: all methods are thread-safe. Lock order is chain lock, then mempool lock.
+Policy: Core's defaults (v30 data-carrier rules, full RBF: BIP125 rules 2-5 and the
+feerate rule without signalling, at most 100 evictions; 25 / 101 kvB ancestor and
+descendant limits with the CPFP carve-out; sigop-adjusted vsize everywhere). Not done:
+TRUC (version 3 is refused as ``version``), package relay/ephemeral dust, an orphan pool
+(that is P2P's; ``missing_inputs`` tells it), unbroadcast tracking.
+
+Threading: all methods are thread-safe. Lock order is chain lock, then mempool lock (the
+chainstate's RLock is used; a public ``Chainstate.lock`` would be picked up first).
 Script checks use the kernel with the *consensus* flags of the next block: it cannot take
 Core's extra policy flags, so policy-only script rules (low-S, minimal push...) are not applied.
 """

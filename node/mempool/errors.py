@@ -35,6 +35,7 @@ MIN_RELAY_FEE = "min relay fee not met"
 TOO_LONG_CHAIN = "too-long-mempool-chain"
 SPENDS_CONFLICTING = "bad-txns-spends-conflicting-tx"
 MEMPOOL_FULL = "mempool full"
+MAX_FEE_EXCEEDED = "max-fee-exceeded"  # testmempoolaccept/sendrawtransaction maxfeerate
 # -- replacement (policy/rbf.cpp) ----------------------------------------------------------------
 INSUFFICIENT_FEE = "insufficient fee"
 TOO_MANY_REPLACEMENTS = "too many potential replacements"

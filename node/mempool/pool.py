@@ -45,6 +45,7 @@ from node.mempool.policy import (
     check_witness_standard,
     fee_at,
 )
+from protocols.bitcoin.errors import BitcoinProtocolError
 from protocols.bitcoin.script import get_transaction_sigop_cost
 from protocols.bitcoin.tx import Tx, TxOut
 
@@ -59,6 +60,7 @@ DEFAULT_ANCESTOR_SIZE_LIMIT_KVB = 101
 DEFAULT_DESCENDANT_LIMIT = 25
 DEFAULT_DESCENDANT_SIZE_LIMIT_KVB = 101
 MAX_REPLACEMENT_CANDIDATES = 100
+EXTRA_DESCENDANT_TX_SIZE_LIMIT = 10_000  # CPFP carve-out
 DEFAULT_EXPIRY_HOURS = 336
 ROLLING_FEE_HALFLIFE = 60 * 60 * 12
 ENTRY_OVERHEAD = 600  # bytes per entry beyond twice its serialized size (index, sets, objects)
@@ -183,6 +185,7 @@ class Mempool:
         self._total_vsize = 0
         self._total_fee = 0
         self._usage = 0
+        self._oldest_time = 1 << 62  # lower bound of entry times (expiry scans only below it)
         self._rolling_min_fee = 0.0  # sat/kvB
         self._last_rolling_update = int(clock())
         self._block_since_bump = False
@@ -351,6 +354,7 @@ class Mempool:
         *,
         bypass_limits: bool = False,
         allow_replacement: bool = True,
+        max_feerate: int | None = None,
         now: float | None = None,
     ) -> AcceptResult:
         """Validate ``tx`` against the tip and policy; admit it when it passes.
@@ -358,18 +362,24 @@ class Mempool:
         ``bypass_limits`` skips the fee-rate floors (Core does so for re-added block
         transactions). Replacing conflicting transactions (full RBF) needs
         ``allow_replacement``; without it a conflict is refused as ``txn-mempool-conflict``.
+        ``max_feerate`` (sat/kvB; sendrawtransaction's maxfeerate) refuses higher fee rates
+        as ``max-fee-exceeded``.
         """
         with self._chain_lock, self._lock:
             t = int(self._clock() if now is None else now)
-            result = self._accept_locked(tx, t, bypass_limits, allow_replacement, None, True)
+            result = self._accept_locked(
+                tx, t, bypass_limits, allow_replacement, None, True, max_feerate
+            )
         self._notify()
         return result
 
-    def test_accept(self, tx: Tx, *, allow_replacement: bool = True) -> AcceptResult:
+    def test_accept(
+        self, tx: Tx, *, allow_replacement: bool = True, max_feerate: int | None = None
+    ) -> AcceptResult:
         """Dry run of ``accept`` (testmempoolaccept): the mempool is not changed."""
         with self._chain_lock, self._lock:
             try:
-                plan = self._validate(tx, False, allow_replacement, None)
+                plan = self._validate(tx, False, allow_replacement, None, max_feerate)
             except Rejected as exc:
                 return AcceptResult(
                     False, tx.txid, tx.wtxid, reason=exc.reason, message=exc.message
@@ -386,9 +396,10 @@ class Mempool:
         allow_replacement: bool,
         verified_flags: int | None,
         notify: bool,
+        max_feerate: int | None = None,
     ) -> AcceptResult:
         try:
-            plan = self._validate(tx, bypass_limits, allow_replacement, verified_flags)
+            plan = self._validate(tx, bypass_limits, allow_replacement, verified_flags, max_feerate)
         except Rejected as exc:
             return AcceptResult(False, tx.txid, tx.wtxid, reason=exc.reason, message=exc.message)
         replaced = tuple(plan.evicted)
@@ -412,8 +423,13 @@ class Mempool:
         bypass_limits: bool,
         allow_replacement: bool,
         verified_flags: int | None,
+        max_feerate: int | None = None,
     ) -> _Plan:
         """Core's PreChecks, ReplacementChecks and script checks, in Core's order."""
+        # Keep our own parsed copy: callers may mutate theirs, and parsed bytes make
+        # sizes and hashes cheap.
+        with contextlib.suppress(BitcoinProtocolError):
+            tx = Tx.from_bytes(tx.serialize())
         try:
             check_transaction(tx)
         except ConsensusError as exc:
@@ -517,6 +533,8 @@ class Mempool:
                 raise Rejected(
                     R.MIN_RELAY_FEE, f"{modified} < {fee_at(self.min_relay_feerate, vsize)}"
                 )
+        if max_feerate is not None and modified * 1000 > max_feerate * vsize:
+            raise Rejected(R.MAX_FEE_EXCEEDED, f"{modified * 1000 // vsize} > {max_feerate}")
         ancestors = self._closure(parents, True)
         evicted: set[bytes] = set()
         if conflicts:
@@ -585,6 +603,27 @@ class Mempool:
                 R.TOO_LONG_CHAIN,
                 f"exceeds ancestor size limit [limit: {self.ancestor_size_limit}]",
             )
+        try:
+            self._check_descendant_limits(ancestors, vsize, evicted, 0, 0)
+        except Rejected:
+            # Core's CPFP carve-out: one more small child of a single unconfirmed parent.
+            if vsize > EXTRA_DESCENDANT_TX_SIZE_LIMIT or len(ancestors) != 1:
+                raise
+            self._check_descendant_limits(
+                ancestors, vsize, evicted, 1, EXTRA_DESCENDANT_TX_SIZE_LIMIT
+            )
+
+    def _check_descendant_limits(
+        self,
+        ancestors: set[bytes],
+        vsize: int,
+        evicted: set[bytes],
+        extra_count: int,
+        extra_size: int,
+    ) -> None:
+        entries = self._entries
+        count_limit = self.descendant_limit + extra_count
+        size_limit = self.descendant_size_limit + extra_size
         for a in ancestors:
             e = entries[a]
             count, dsize = e.desc_count, e.desc_size
@@ -592,12 +631,12 @@ class Mempool:
                 gone = self._closure(e.children, False) & evicted
                 count -= len(gone)
                 dsize -= sum(entries[g].vsize for g in gone)
-            if count + 1 > self.descendant_limit:
+            if count + 1 > count_limit:
                 raise Rejected(
                     R.TOO_LONG_CHAIN,
-                    f"too many descendants for tx {e.txid_hex} [limit: {self.descendant_limit}]",
+                    f"too many descendants for tx {e.txid_hex} [limit: {count_limit}]",
                 )
-            if dsize + vsize > self.descendant_size_limit:
+            if dsize + vsize > size_limit:
                 raise Rejected(
                     R.TOO_LONG_CHAIN, f"exceeds descendant size limit for tx {e.txid_hex}"
                 )
@@ -720,6 +759,7 @@ class Mempool:
         self._total_vsize += entry.vsize
         self._total_fee += entry.fee
         self._usage += entry.usage
+        self._oldest_time = min(self._oldest_time, now)
         return entry
 
     def _remove(self, txids: set[bytes], reason: RemovalReason) -> None:
@@ -819,9 +859,12 @@ class Mempool:
 
     def _expire(self, now: int) -> None:
         cutoff = now - self.expiry_seconds
+        if self._oldest_time >= cutoff:
+            return  # a lower bound on entry times: nothing can be old enough
         old = {t for t, e in self._entries.items() if e.time < cutoff}
         if old:
             self._remove(old | self._closure(old, False), RemovalReason.EXPIRY)
+        self._oldest_time = min((e.time for e in self._entries.values()), default=now)
 
     # -- chain sync ------------------------------------------------------------------------------
     def _on_tip_change(self, change: TipChange) -> None:

@@ -44,39 +44,43 @@ _MASK = 0xFFFFFFFF
 _BLOCK = struct.Struct("<16I")
 
 
-def _f(round_no: int, x: int, y: int, z: int) -> int:
-    if round_no == 0:
-        return x ^ y ^ z
-    if round_no == 1:
-        return (x & y) | (~x & z)
-    if round_no == 2:
-        return (x | ~y) ^ z
-    if round_no == 3:
-        return (x & z) | (y & ~z)
-    return x ^ (y | ~z)
-
-
-def _rol(x: int, n: int) -> int:
-    return ((x << n) | (x >> (32 - n))) & _MASK
-
-
 def _compress(h: list[int], block: bytes) -> None:
+    """One 64-byte block. The five boolean functions are written inline per round
+    (f1..f5 left, f5..f1 right) because a call per step dominated the running time."""
     x = _BLOCK.unpack(block)
+    m = _MASK
     al, bl, cl, dl, el = h
     ar, br, cr, dr, er = h
     for j in range(80):
         rnd = j >> 4
-        t = _rol((al + _f(rnd, bl, cl, dl) + x[_R_LEFT[j]] + _K_LEFT[rnd]) & _MASK, _S_LEFT[j])
-        al, el, dl, cl, bl = el, dl, _rol(cl, 10), bl, (t + el) & _MASK
-        t = _rol(
-            (ar + _f(4 - rnd, br, cr, dr) + x[_R_RIGHT[j]] + _K_RIGHT[rnd]) & _MASK, _S_RIGHT[j]
-        )
-        ar, er, dr, cr, br = er, dr, _rol(cr, 10), br, (t + er) & _MASK
-    t = (h[1] + cl + dr) & _MASK
-    h[1] = (h[2] + dl + er) & _MASK
-    h[2] = (h[3] + el + ar) & _MASK
-    h[3] = (h[4] + al + br) & _MASK
-    h[4] = (h[0] + bl + cr) & _MASK
+        if rnd == 0:
+            fl = bl ^ cl ^ dl
+            fr = br ^ (cr | (~dr & m))
+        elif rnd == 1:
+            fl = (bl & cl) | (~bl & m & dl)
+            fr = (br & dr) | (cr & ~dr & m)
+        elif rnd == 2:
+            fl = (bl | (~cl & m)) ^ dl
+            fr = (br | (~cr & m)) ^ dr
+        elif rnd == 3:
+            fl = (bl & dl) | (cl & ~dl & m)
+            fr = (br & cr) | (~br & m & dr)
+        else:
+            fl = bl ^ (cl | (~dl & m))
+            fr = br ^ cr ^ dr
+        t = (al + fl + x[_R_LEFT[j]] + _K_LEFT[rnd]) & m
+        s = _S_LEFT[j]
+        t = (((t << s) | (t >> (32 - s))) + el) & m
+        al, el, dl, cl, bl = el, dl, ((cl << 10) | (cl >> 22)) & m, bl, t
+        t = (ar + fr + x[_R_RIGHT[j]] + _K_RIGHT[rnd]) & m
+        s = _S_RIGHT[j]
+        t = (((t << s) | (t >> (32 - s))) + er) & m
+        ar, er, dr, cr, br = er, dr, ((cr << 10) | (cr >> 22)) & m, br, t
+    t = (h[1] + cl + dr) & m
+    h[1] = (h[2] + dl + er) & m
+    h[2] = (h[3] + el + ar) & m
+    h[3] = (h[4] + al + br) & m
+    h[4] = (h[0] + bl + cr) & m
     h[0] = t
 
 

@@ -9,11 +9,12 @@ that says which rule.
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 
 from protocols.bitcoin.errors import BitcoinProtocolError
 from protocols.bitcoin.hashes import sha256d
 from protocols.bitcoin.networks import Network, get_network
-from protocols.bitcoin.script import ScriptType, classify, witness_script
+from protocols.bitcoin.script import ScriptType, classify, witness_program, witness_script
 
 
 class AddressError(BitcoinProtocolError):
@@ -258,6 +259,35 @@ def script_to_address(script_pubkey: bytes, network: str | Network = "mainnet") 
     if kind is ScriptType.ANCHOR:
         return encode_segwit_address(net.bech32_hrp, 1, bytes(script_pubkey[2:]))
     raise AddressError(f"a {kind.value} scriptPubKey has no address")
+
+
+@dataclass(frozen=True, slots=True)
+class AddressInfo:
+    """What an address pays to, in the shape of Core's ``validateaddress`` answer."""
+
+    address: str  # normalized: bech32 in lower case
+    script_pubkey: bytes
+    script_type: ScriptType
+    is_script: bool  # P2SH or P2WSH: pays to a script hash
+    is_witness: bool
+    witness_version: int | None
+    witness_program: bytes | None
+
+
+def address_info(address: str, network: str | Network = "mainnet") -> AddressInfo:
+    """Decode ``address`` for ``network`` into :class:`AddressInfo` (AddressError if invalid)."""
+    script = address_to_script(address, network)
+    kind, _ = classify(script)
+    wp = witness_program(script)
+    return AddressInfo(
+        address=script_to_address(script, network),
+        script_pubkey=script,
+        script_type=kind,
+        is_script=kind in (ScriptType.SCRIPTHASH, ScriptType.WITNESS_V0_SCRIPTHASH),
+        is_witness=wp is not None,
+        witness_version=wp[0] if wp else None,
+        witness_program=wp[1] if wp else None,
+    )
 
 
 def is_valid_address(address: str, network: str | Network = "mainnet") -> bool:

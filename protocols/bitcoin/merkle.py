@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from operator import eq
 
 _sha256 = hashlib.sha256
 
@@ -18,17 +19,18 @@ def merkle_root(hashes: list[bytes]) -> tuple[bytes, bool]:
     if not hashes:
         return b"\x00" * 32, False
     level = list(hashes)
+    if len(b"".join(level)) != 32 * len(level):
+        raise ValueError("merkle leaves must be 32-byte hashes")
     mutated = False
+    sha = _sha256
     while len(level) > 1:
-        for i in range(0, len(level) - 1, 2):
-            if level[i] == level[i + 1]:
-                mutated = True
+        # Compare siblings pairwise at C speed before padding an odd level.
+        if not mutated and any(map(eq, level[0::2], level[1::2])):
+            mutated = True
         if len(level) & 1:
             level.append(level[-1])
-        level = [
-            _sha256(_sha256(level[i] + level[i + 1]).digest()).digest()
-            for i in range(0, len(level), 2)
-        ]
+        joined = b"".join(level)
+        level = [sha(sha(joined[i : i + 64]).digest()).digest() for i in range(0, len(joined), 64)]
     return level[0], mutated
 
 

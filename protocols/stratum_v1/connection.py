@@ -294,7 +294,11 @@ class ServerConnection(_Connection):
     # ---- helpers a pool uses to answer ---------------------------------------------------
 
     def configure_result(self, request: ev.Configure, pool_mask: int) -> ev.ConfigureResult:
-        """BIP310 answer: version rolling on with the mask both sides allow, when asked."""
+        """BIP310 answer: version rolling on with the mask both sides allow, when asked.
+
+        A mask with fewer bits than the miner's ``min-bit-count`` is still offered: the miner
+        decides whether it can work with it (an empty mask turns rolling off).
+        """
         miner_mask = request.version_rolling_mask
         if miner_mask is None:
             return ev.ConfigureResult(request.req_id)

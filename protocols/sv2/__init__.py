@@ -27,6 +27,7 @@ from protocols.sv2.keys import (
 )
 from protocols.sv2.messages import Message, decode_message, lookup
 from protocols.sv2.noise import Certificate, NoiseInitiator, NoiseResponder, NoiseTransport
+from protocols.sv2.tlv import Tlv
 
 __all__ = [
     "Certificate",
@@ -51,6 +52,7 @@ __all__ = [
     "Role",
     "Sv2Connection",
     "Sv2Error",
+    "Tlv",
     "UnknownMessage",
     "UnknownMessageError",
     "decode_authority_public_key",

@@ -89,6 +89,10 @@ class Sv2Connection:
         self._events: list[Event] = []
         self._error: ProtocolError | None = None
         self._act1_sent = False
+        #: Extension ids negotiated on this connection (set it after RequestExtensions.Success).
+        #: While empty, bytes after a message's last field are an error; once set they are
+        #: parsed as TLV fields and exposed as `message.tlvs`.
+        self.negotiated_extensions: set[int] = set()
         if not self._encrypted:
             self._plain = FrameDecoder(max_payload)
             self._events.append(HandshakeComplete())
@@ -223,13 +227,12 @@ class Sv2Connection:
         except ProtocolError as exc:
             raise self._fail(exc) from None
 
-    @staticmethod
-    def _decode(frame: Frame) -> Event:
+    def _decode(self, frame: Frame) -> Event:
         header = frame.header
         cls = REGISTRY.get((header.extension, header.msg_type))
         if cls is None:
             return UnknownMessage(header, frame.payload)
-        return cls.CODEC.decode(frame.payload)
+        return cls.CODEC.decode(frame.payload, tlvs=bool(self.negotiated_extensions))
 
     # outbound ---------------------------------------------------------------------------
 

@@ -22,9 +22,12 @@ from protocols.sv2.messages.common import (
 )
 from protocols.sv2.messages.extensions import (
     EXTENSION_NEGOTIATION,
+    WORKER_HASHRATE_TRACKING,
     RequestExtensions,
     RequestExtensionsError,
     RequestExtensionsSuccess,
+    user_identity_from_tlvs,
+    user_identity_tlv,
 )
 from protocols.sv2.messages.job_declaration import (
     AllocateMiningJobToken,
@@ -72,6 +75,7 @@ from protocols.sv2.messages.template_distribution import (
 __all__ = [
     "EXTENSION_NEGOTIATION",
     "REGISTRY",
+    "WORKER_HASHRATE_TRACKING",
     "AllocateMiningJobToken",
     "AllocateMiningJobTokenSuccess",
     "ChannelEndpointChanged",
@@ -125,5 +129,7 @@ __all__ = [
     "lookup",
     "message",
     "registered_messages",
+    "user_identity_from_tlvs",
+    "user_identity_tlv",
     "wire",
 ]

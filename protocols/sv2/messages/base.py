@@ -19,10 +19,12 @@ import dataclasses
 import operator
 import struct
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from protocols.sv2.errors import DecodeError, EncodeError, UnknownMessageError
 from protocols.sv2.framing import CHANNEL_MSG_BIT, encode_header
+from protocols.sv2.tlv import Tlv, decode_tlvs, encode_tlvs
 from protocols.sv2.types import FieldType
 
 __all__ = [
@@ -45,9 +47,13 @@ def wire(field_type: FieldType) -> Any:
 
 
 class Message:
-    """Base of every SV2 message. Subclasses are frozen slotted dataclasses."""
+    """Base of every SV2 message. Subclasses are frozen slotted dataclasses.
 
-    __slots__ = ()
+    `tlvs` carries extension TLV fields appended after the message's own fields (only once an
+    extension is negotiated). They are not part of equality: they annotate the message.
+    """
+
+    __slots__ = ("_tlvs",)
 
     EXTENSION_TYPE: ClassVar[int]
     MSG_TYPE: ClassVar[int]
@@ -55,18 +61,34 @@ class Message:
     FIELDS: ClassVar[tuple[tuple[str, FieldType], ...]]
     CODEC: ClassVar[MessageCodec]
 
+    @property
+    def tlvs(self) -> tuple[Tlv, ...]:
+        return getattr(self, "_tlvs", ())
+
+    def with_tlvs(self: _M, *tlvs: Tlv) -> _M:
+        """A copy of this message carrying the given extension TLV fields."""
+        copy = dataclasses.replace(self)  # type: ignore[type-var]
+        object.__setattr__(copy, "_tlvs", tuple(tlvs))
+        return copy
+
     def encode_payload(self) -> bytes:
-        """The message payload, without the 6-byte frame header."""
-        return self.CODEC.encode(self)
+        """The message payload (TLVs included), without the 6-byte frame header."""
+        payload = self.CODEC.encode(self)
+        tlvs = self.tlvs
+        return payload + encode_tlvs(tlvs) if tlvs else payload
 
     @classmethod
-    def decode_payload(cls: type[_M], payload: bytes) -> _M:
-        """Parse a payload; raises `DecodeError` on any mismatch with the layout."""
-        return cls.CODEC.decode(payload)
+    def decode_payload(cls: type[_M], payload: bytes, *, tlvs: bool = False) -> _M:
+        """Parse a payload; raises `DecodeError` on any mismatch with the layout.
+
+        With `tlvs=True` (an extension was negotiated) bytes after the last field are parsed
+        as TLV fields instead of being rejected.
+        """
+        return cls.CODEC.decode(payload, tlvs=tlvs)
 
     def to_frame(self) -> bytes:
         """Header plus payload, as sent on an unencrypted connection."""
-        payload = self.CODEC.encode(self)
+        payload = self.encode_payload()
         return (
             encode_header(self.EXTENSION_TYPE, self.MSG_TYPE, len(payload), self.CHANNEL_MSG)
             + payload
@@ -79,6 +101,25 @@ class Message:
 
 
 _M = TypeVar("_M", bound=Message)
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """Consecutive fixed-width fields packed by one struct."""
+
+    struct: struct.Struct
+    start: int  # index of the first field in the layout
+    count: int
+    converts: tuple[tuple[int, FieldType], ...]  # (offset, type) needing `convert` on decode
+    checks: tuple[tuple[int, FieldType], ...]  # (offset, type) needing `check` on encode
+
+
+@dataclass(frozen=True, slots=True)
+class _Var:
+    """One variable-width field, coded by its type object."""
+
+    ftype: FieldType
+    index: int
 
 
 class MessageCodec:
@@ -95,24 +136,28 @@ class MessageCodec:
             self._values = operator.attrgetter(*names)
         else:
             self._values = lambda obj: ()
-        self._steps = list(self._compile(fields))
+        self._steps: list[_Run | _Var] = list(self._compile(fields))
         # A layout made of a single fixed-width run gets the one-call path.
         only = self._steps[0] if len(self._steps) == 1 else None
         self._single_struct: struct.Struct | None = None
-        if only is not None and only[0] == "run" and not only[4]:
-            self._single_struct = only[1]
+        if isinstance(only, _Run) and not only.converts:
+            self._single_struct = only.struct
 
     @staticmethod
-    def _compile(fields: tuple[tuple[str, FieldType], ...]) -> Iterator[tuple[Any, ...]]:
+    def _compile(fields: tuple[tuple[str, FieldType], ...]) -> Iterator[_Run | _Var]:
         run: list[tuple[int, FieldType]] = []
 
-        def flush() -> tuple[Any, ...]:
-            st = struct.Struct("<" + "".join(t.struct_code or "" for _, t in run))
-            checks = tuple(
-                (i - run[0][0], t) for i, t in run if type(t).check is not FieldType.check
+        def flush() -> _Run:
+            first = run[0][0]
+            return _Run(
+                struct=struct.Struct("<" + "".join(t.struct_code or "" for _, t in run)),
+                start=first,
+                count=len(run),
+                converts=tuple((i - first, t) for i, t in run if t.needs_convert),
+                checks=tuple(
+                    (i - first, t) for i, t in run if type(t).check is not FieldType.check
+                ),
             )
-            converts = tuple((i - run[0][0], t) for i, t in run if t.needs_convert)
-            return ("run", st, run[0][0], len(run), converts, checks)
 
         for index, (_, ftype) in enumerate(fields):
             if ftype.struct_code is not None:
@@ -121,7 +166,7 @@ class MessageCodec:
             if run:
                 yield flush()
                 run = []
-            yield ("var", ftype, index)
+            yield _Var(ftype, index)
         if run:
             yield flush()
 
@@ -129,27 +174,24 @@ class MessageCodec:
         values = self._values(obj)
         out = bytearray()
         for step in self._steps:
-            if step[0] == "run":
-                _, st, start, count, _, checks = step
-                chunk = values[start : start + count]
-                for offset, ftype in checks:
+            if isinstance(step, _Run):
+                chunk = values[step.start : step.start + step.count]
+                for offset, ftype in step.checks:
                     try:
                         ftype.check(chunk[offset])
                     except EncodeError as exc:
-                        name = self.fields[start + offset][0]
+                        name = self.fields[step.start + offset][0]
                         raise EncodeError(f"{self.cls.__name__}.{name}: {exc}") from None
                 try:
-                    out += st.pack(*chunk)
+                    out += step.struct.pack(*chunk)
                 except (struct.error, OverflowError, TypeError) as exc:
-                    raise self._name_culprit(start, chunk, exc) from None
+                    raise self._name_culprit(step.start, chunk, exc) from None
             else:
-                _, ftype, index = step
                 try:
-                    ftype.encode_into(values[index], out)
+                    step.ftype.encode_into(values[step.index], out)
                 except EncodeError as exc:
-                    raise EncodeError(
-                        f"{self.cls.__name__}.{self.fields[index][0]}: {exc}"
-                    ) from None
+                    name = self.fields[step.index][0]
+                    raise EncodeError(f"{self.cls.__name__}.{name}: {exc}") from None
         return bytes(out)
 
     def _name_culprit(self, start: int, chunk: tuple[Any, ...], exc: Exception) -> EncodeError:
@@ -162,40 +204,52 @@ class MessageCodec:
                 return EncodeError(f"{self.cls.__name__}.{name}: {field_exc}")
         return EncodeError(f"{self.cls.__name__}: {exc}")
 
-    def decode(self, buf: bytes) -> Any:
+    def decode(self, buf: bytes, *, tlvs: bool = False) -> Any:
         if type(buf) is not bytes:
             buf = bytes(buf)  # field decoders return slices, which must be immutable bytes
         single = self._single_struct
         end = len(buf)
         if single is not None:
-            if end != single.size:
+            if end == single.size:
+                return self.cls(*single.unpack_from(buf))
+            if not tlvs or end < single.size:
                 raise DecodeError(
                     f"{self.cls.__name__}: payload is {end} bytes, expected {single.size}"
                 )
-            return self.cls(*single.unpack_from(buf))
+            return self._attach_tlvs(self.cls(*single.unpack_from(buf)), buf, single.size)
         pos = 0
         values: list[Any] = []
         try:
             for step in self._steps:
-                if step[0] == "run":
-                    st = step[1]
+                if isinstance(step, _Run):
+                    st = step.struct
                     if pos + st.size > end:
                         raise DecodeError(f"truncated: need {st.size} bytes at offset {pos}")
                     chunk = st.unpack_from(buf, pos)
                     pos += st.size
-                    if step[4]:
+                    if step.converts:
                         chunk = list(chunk)
-                        for offset, ftype in step[4]:
+                        for offset, ftype in step.converts:
                             chunk[offset] = ftype.convert(chunk[offset])
                     values.extend(chunk)
                 else:
-                    value, pos = step[1].decode_from(buf, pos, end)
+                    value, pos = step.ftype.decode_from(buf, pos, end)
                     values.append(value)
         except DecodeError as exc:
             raise DecodeError(f"{self.cls.__name__}: {exc}") from None
         if pos != end:
+            if tlvs:
+                return self._attach_tlvs(self.cls(*values), buf, pos)
             raise DecodeError(f"{self.cls.__name__}: {end - pos} trailing bytes")
         return self.cls(*values)
+
+    def _attach_tlvs(self, obj: Any, buf: bytes, pos: int) -> Any:
+        try:
+            parsed = decode_tlvs(buf, pos)
+        except DecodeError as exc:
+            raise DecodeError(f"{self.cls.__name__}: {exc}") from None
+        object.__setattr__(obj, "_tlvs", parsed)
+        return obj
 
 
 #: (extension_type without the channel bit, msg_type) -> message class.
@@ -238,9 +292,11 @@ def lookup(extension_type: int, msg_type: int) -> type[Message]:
     return cls
 
 
-def decode_message(extension_type: int, msg_type: int, payload: bytes) -> Message:
+def decode_message(
+    extension_type: int, msg_type: int, payload: bytes, *, tlvs: bool = False
+) -> Message:
     """Decode a payload given the header fields it arrived with."""
-    return lookup(extension_type, msg_type).CODEC.decode(payload)
+    return lookup(extension_type, msg_type).CODEC.decode(payload, tlvs=tlvs)
 
 
 def registered_messages() -> list[type[Message]]:

@@ -67,7 +67,7 @@ def test_fuzzed_operations_keep_stats_exact(tmp_path_factory, chain_data, rng, s
             chain.process_block(raw)
         clock = FakeClock()
         env = Env(chain, Mempool(chain, clock=clock, max_size_mb=size), clock, list(coins))
-        random_operations(env, rng, 25)
+        random_operations(env, rng, 20)  # <= 40 coinbases: never runs out
     finally:
         chain.close()
 

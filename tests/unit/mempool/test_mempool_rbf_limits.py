@@ -93,16 +93,33 @@ def test_chain_of_25_then_too_long(env):
     assert "too many unconfirmed ancestors [limit: 25]" in result.message
 
 
-def test_descendant_count_limit(env):
+def test_descendant_count_limit_and_cpfp_carve_out(env):
     parent, outs = spend(env.mature(1), 30, fee=5_000)
     assert env.pool.accept(parent).accepted
     for out in outs[:24]:
         tx, _ = spend([out], 1)
         assert env.pool.accept(tx).accepted
-    tx, _ = spend([outs[24]], 1)
+    assert env.pool.get(parent.txid).desc_count == 25
+    # A 26th descendant is allowed once: small, and its only ancestor is the parent.
+    carve, _ = spend([outs[24]], 1)
+    assert env.pool.accept(carve).accepted
+    tx, _ = spend([outs[25]], 1)
     result = env.pool.accept(tx)
     assert result.reason == "too-long-mempool-chain"
     assert "too many descendants" in result.message
+
+
+def test_no_carve_out_with_two_ancestors(env):
+    grand, outs = spend(env.mature(1), 1, fee=5_000)
+    assert env.pool.accept(grand).accepted
+    parent, outs = spend(outs, 30, fee=5_000)
+    assert env.pool.accept(parent).accepted
+    for out in outs[:23]:
+        tx, _ = spend([out], 1)
+        assert env.pool.accept(tx).accepted
+    assert env.pool.get(grand.txid).desc_count == 25
+    tx, _ = spend([outs[23]], 1)
+    assert env.pool.accept(tx).reason == "too-long-mempool-chain"
 
 
 def test_ancestor_size_limit(make_env):

@@ -132,6 +132,14 @@ def test_fee_floor(env):
     assert forced.accepted
 
 
+def test_max_feerate(env):
+    tx, _ = spend(env.mature(1), 1, fee=50_000)  # ~450 sat/vB
+    result = env.pool.test_accept(tx, max_feerate=100_000)
+    assert result.reason == "max-fee-exceeded"
+    assert env.pool.accept(tx, max_feerate=100_000).reason == "max-fee-exceeded"
+    assert env.pool.accept(tx, max_feerate=1_000_000).accepted
+
+
 def test_bad_signature_fails_scripts(env):
     for coin in env.mature(2):  # one ECDSA, one Schnorr
         tx, _ = spend([coin], 1)
