@@ -161,7 +161,7 @@ def _fee_from_utxos(ctx: NodeContext, tx: Any) -> int:
             raise RpcError(
                 RpcCode.VERIFY_ERROR, "TestBlockValidity failed: bad-txns-inputs-missingorspent"
             )
-        total_in += coin.value
+        total_in += coin.amount
     return total_in - sum(o.value for o in tx.outputs)
 
 

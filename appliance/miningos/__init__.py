@@ -1,0 +1,1 @@
+"""The Mining OS module: hashing, thermal guard and tuning around the ASIC drivers."""
