@@ -1,4 +1,4 @@
-"""The running node: chainstate + P2P + JSON-RPC in one process (unit ``blvm-node``).
+"""The running node: chainstate + P2P + JSON-RPC + SV2 template provider (unit ``blvm-node``).
 
 Start order follows what depends on what: the chainstate opens (and recovers
 from an unclean stop), networking starts, then the RPC with a fresh cookie. Stop
@@ -18,6 +18,8 @@ from node.chain.chainstate import Chainstate
 from node.chain.params import ChainParams
 from node.mempool import Mempool
 from node.mining.template import TemplateBuilder
+from node.mining.template_provider import TemplateProvider, TemplateProviderConfig
+from node.mining.tp_keys import load_or_create_keys
 from node.net.p2p_node import P2PNode
 from node.rpc import blockchain, control, mempool_rpc, mining, net, rawtx, template_rpc
 from node.rpc.auth import Authenticator, write_cookie
@@ -42,6 +44,12 @@ class NodeConfig:
     rpc_port: int | None = None  # None: the network's default; 0: any free port
     rpc_enabled: bool = True
     rpcauth: list[str] = field(default_factory=list)
+    #: SV2 Template Provider: None = off (library default; ``blvm node`` turns it on);
+    #: 0 = any free port. Keys live in ``datadir/sv2_tp_keys.json``.
+    sv2_tp_port: int | None = None
+    sv2_tp_bind: str = "127.0.0.1"
+    sv2_tp_fee_delta: int = 1_000  # satoshis
+    sv2_tp_interval: float = 30.0  # seconds between fee-driven template updates
 
 
 class NodeService:
@@ -52,6 +60,7 @@ class NodeService:
         self.p2p: P2PNode | None = None
         self.rpc: RpcServer | None = None
         self.ctx: NodeContext | None = None
+        self.template_provider: TemplateProvider | None = None
         self._stop = asyncio.Event()
         self._cookie: Path | None = None
 
@@ -94,18 +103,35 @@ class NodeService:
             for module in RPC_MODULES:
                 dispatcher.register_module(module)
             self.ctx.dispatcher = dispatcher
-            self._cookie, password = write_cookie(cfg.datadir)
-            auth = Authenticator(cookie_password=password)
+            auth = Authenticator()
             for line in cfg.rpcauth:
                 auth.add_rpcauth(line)
             port = cfg.params.networks_entry().rpc_port if cfg.rpc_port is None else cfg.rpc_port
             self.rpc = RpcServer(dispatcher, auth, cfg.rpc_bind, port)
             self.rpc.start()
+            # The cookie appears only once the server listens: its existence means "ready".
+            self._cookie, auth.cookie_password = write_cookie(cfg.datadir)
+        if cfg.sv2_tp_port is not None:
+            self.template_provider = TemplateProvider(
+                self.chain,
+                self.mempool,
+                load_or_create_keys(cfg.datadir),
+                TemplateProviderConfig(
+                    host=cfg.sv2_tp_bind,
+                    port=cfg.sv2_tp_port,
+                    fee_delta=cfg.sv2_tp_fee_delta,
+                    fee_interval=cfg.sv2_tp_interval,
+                ),
+            )
+            await self.template_provider.start()
 
     async def wait(self) -> None:
         await self._stop.wait()
 
     async def stop(self) -> None:
+        if self.template_provider is not None:
+            await self.template_provider.stop()
+            self.template_provider = None
         if self.rpc is not None:
             self.rpc.stop()
         if self._cookie is not None:
