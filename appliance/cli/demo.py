@@ -166,7 +166,7 @@ def _mine_on_sim_board(node: Chainstate, datadir: Path, args: argparse.Namespace
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "demo",
-        help="mine and validate a regtest chain with signed spends (no hardware, no network)",
+        help="regtest chain with signed spends validated by our node, then mined on a simulated ASIC board",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
