@@ -50,6 +50,9 @@ class NodeConfig:
     sv2_tp_bind: str = "127.0.0.1"
     sv2_tp_fee_delta: int = 1_000  # satoshis
     sv2_tp_interval: float = 30.0  # seconds between fee-driven template updates
+    #: False when the port is only the default: if it is taken (a second node on the
+    #: machine), the node runs on without a template provider instead of failing to start.
+    sv2_tp_required: bool = True
 
 
 class NodeService:
@@ -123,7 +126,22 @@ class NodeService:
                     fee_interval=cfg.sv2_tp_interval,
                 ),
             )
-            await self.template_provider.start()
+            try:
+                await self.template_provider.start()
+            except OSError as exc:
+                self.template_provider = None
+                if cfg.sv2_tp_required:
+                    raise OSError(
+                        f"SV2 template provider cannot listen on {cfg.sv2_tp_bind}:"
+                        f"{cfg.sv2_tp_port}: {exc.strerror or exc}; choose another "
+                        "--sv2-tp-port or --no-sv2-tp"
+                    ) from exc
+                log.warning(
+                    "SV2 template provider not started: %s:%d: %s (use --sv2-tp-port)",
+                    cfg.sv2_tp_bind,
+                    cfg.sv2_tp_port,
+                    exc.strerror or exc,
+                )
 
     async def wait(self) -> None:
         await self._stop.wait()

@@ -136,7 +136,7 @@ def _mine_on_sim_board(node: Chainstate, datadir: Path, args: argparse.Namespace
         with ControlClient(board.control_path) as control:
             control.checked({"cmd": "reset"})
 
-    transport = SerialTransport(board.port, reset_hook=pulse_reset)
+    transport = SerialTransport(board.link, reset_hook=pulse_reset)
     try:
         driver = AsicDriver(
             transport, args.model, verify_difficulty=difficulty, frequency_mhz=100.0

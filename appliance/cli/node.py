@@ -11,9 +11,12 @@ import signal
 import sys
 from pathlib import Path
 
+from appliance.cli._output import emit
 from node.chain.chainstate import ChainstateError
 from node.chain.params import get as get_params
 from node.chain.prune import PruneConfigError
+from node.mining.template_provider import default_port as default_tp_port
+from node.mining.tp_keys import KEY_FILE, TpKeyError, load_or_create_keys
 from node.service import NodeConfig, NodeService
 
 log = logging.getLogger("blvm.node")
@@ -40,10 +43,14 @@ def parse_hostport(text: str, default_port: int) -> tuple[str, int]:
 async def run_node(args: argparse.Namespace) -> int:
     params = get_params(args.chain)
     net = params.networks_entry()
+    if args.fast_prune and params.name != "regtest":
+        print("error: --fast-prune is a regtest-only test mode; drop it", file=sys.stderr)
+        return 2
     config = NodeConfig(
         params=params,
         datadir=Path(args.datadir) if args.datadir else default_datadir(params.name),
         prune_mib=args.prune,
+        fast_prune=args.fast_prune,
         listen=(args.bind, args.port if args.port is not None else net.default_port)
         if args.listen
         else None,
@@ -52,7 +59,18 @@ async def run_node(args: argparse.Namespace) -> int:
         rpc_port=args.rpcport,
         rpc_enabled=args.rpc,
         rpcauth=args.rpcauth,
+        sv2_tp_port=(
+            args.sv2_tp_port if args.sv2_tp_port is not None else default_tp_port(params.name)
+        )
+        if args.sv2_tp
+        else None,
+        sv2_tp_bind=args.sv2_tp_bind,
+        sv2_tp_fee_delta=args.sv2_tp_fee_delta,
+        sv2_tp_interval=args.sv2_tp_interval,
+        sv2_tp_required=args.sv2_tp_port is not None,
     )
+    if args.print_sv2_tp_key:
+        return print_tp_key(config.datadir, args.json)
     service = NodeService(config)
     try:
         await service.start()
@@ -70,12 +88,20 @@ async def run_node(args: argparse.Namespace) -> int:
         if service.rpc
         else "RPC off"
     )
+    tp = service.template_provider
+    sv2 = (
+        f"SV2 template provider on {config.sv2_tp_bind}:{tp.port} "
+        f"(authority public key {tp.keys.authority_public_text})"
+        if tp
+        else "SV2 template provider off"
+    )
     log.info(
-        "node running: chain %s, datadir %s, height %d; %s",
+        "node running: chain %s, datadir %s, height %d; %s; %s",
         params.name,
         config.datadir,
         chain.height,
         rpc,
+        sv2,
     )
     try:
         waiter = asyncio.create_task(service.wait())
@@ -93,6 +119,22 @@ async def run_node(args: argparse.Namespace) -> int:
     return 0
 
 
+def print_tp_key(datadir: Path, as_json: bool) -> int:
+    """Show (creating if needed) the template provider's authority key, for pool configs."""
+    try:
+        keys = load_or_create_keys(datadir)
+    except (TpKeyError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    text = keys.authority_public_text
+    emit(
+        {"authority_public_key": text, "key_file": str(datadir / KEY_FILE)},
+        as_json,
+        f"{text}\n(put it in the pool's [template_provider_type.Sv2Tp] public_key)",
+    )
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     return asyncio.run(run_node(args))
 
@@ -103,7 +145,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run the validating node (P2P, JSON-RPC)",
         description="Run the pruned validating node. With no options it starts a regtest node in "
         "~/.local/share/blvm/regtest, P2P on 127.0.0.1:18444 and JSON-RPC on 127.0.0.1:18443 "
-        "(cookie authentication: the .cookie file in the datadir).",
+        "(cookie authentication: the .cookie file in the datadir), and the Stratum V2 template "
+        "provider on 127.0.0.1:18447 (its authority key: --print-sv2-tp-key).",
     )
     p.add_argument(
         "--chain", default="regtest", help="mainnet, testnet4, signet or regtest (default regtest)"
@@ -117,6 +160,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=0,
         metavar="MiB",
         help="prune block files to this target (0 = keep all; else >= 550)",
+    )
+    p.add_argument(
+        "--fast-prune",
+        action="store_true",
+        help="regtest-only TEST mode (like Core's -fastprune): 64 KiB block files, any --prune "
+        "target (fractions of a MiB), pruning from height 100; never for real data",
     )
     p.add_argument(
         "--connect",
@@ -152,4 +201,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="USER:SALT$HASH",
         help="extra RPC credentials in Bitcoin Core's rpcauth format (repeatable)",
     )
+    p.add_argument(
+        "--sv2-tp",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="serve Stratum V2 templates (Template Distribution Protocol over Noise) to a local "
+        "pool / JD client / our SV2 module (default on)",
+    )
+    p.add_argument(
+        "--sv2-tp-bind",
+        default="127.0.0.1",
+        help="template provider listen address (default 127.0.0.1)",
+    )
+    p.add_argument(
+        "--sv2-tp-port",
+        type=int,
+        metavar="N",
+        help="template provider port (default: 8442 mainnet, 48442 testnet4, 38442 signet, "
+        "18447 regtest; 0 = any free port)",
+    )
+    p.add_argument(
+        "--sv2-tp-fee-delta",
+        type=int,
+        default=1000,
+        metavar="SAT",
+        help="send a new template when fees rose by at least this many satoshis (default 1000)",
+    )
+    p.add_argument(
+        "--sv2-tp-interval",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="at most one fee-driven template update per this many seconds (default 30)",
+    )
+    p.add_argument(
+        "--print-sv2-tp-key",
+        action="store_true",
+        help="print the template provider's authority public key (base58, as pools expect it) "
+        "and exit; creates the key in the datadir if there is none",
+    )
+    p.add_argument("--json", action="store_true", help="with --print-sv2-tp-key: print JSON")
     p.set_defaults(func=_run)

@@ -10,6 +10,12 @@ Every nonce is re-hashed on the host. One that does not meet the ticket target i
 hardware error of the chip whose address it carries; one for a job id no longer in flight
 is stale (not the chip's fault). Chips that stop answering counter reads are reported and
 the chain is re-initialised.
+
+:meth:`AsicDriver.service` never lets a vanished device end the mining loop: on
+``DeviceGone`` (serial or USB unplug) it counts the loss, then on each later call waits
+up to ``replug_wait_s`` for the transport to ``reopen()``, re-initialises the chain and
+resends the last job. A re-initialisation that finds no chips is retried every
+``reinit_retry_s`` instead of leaving the chain stuck.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from drivers.asic.bm13xx.registers import (
     ticket_mask_bytes,
     version_mask_bytes,
 )
-from drivers.transport.base import Transport
+from drivers.transport.base import DeviceGone, Reopenable, Transport
 
 from .chain import Chain, ChipState
 from .errors import ChipTimeoutError, ConfigError, EnumerationError
@@ -95,7 +101,10 @@ class DriverCounters:
     stale_nonces: int = 0
     duplicate_nonces: int = 0
     reinits: int = 0
+    failed_reinits: int = 0
     silent_chip_events: int = 0
+    device_lost: int = 0  # unplug / power loss seen on the transport
+    device_recovered: int = 0  # ... and the transport reopened afterwards
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +131,8 @@ class AsicDriver:
         silence_timeout: float = 30.0,
         switch_baud: bool = True,
         verify_difficulty: float | None = None,
+        replug_wait_s: float = 1.0,
+        reinit_retry_s: float = 2.0,
     ) -> None:
         self.transport = transport
         self.spec = chip_model if isinstance(chip_model, ChipSpec) else get_chip(chip_model)
@@ -147,6 +158,11 @@ class AsicDriver:
         self._register_replies: list[RegisterReply] | None = None
         self.last_health: HealthReport | None = None
         self.verify_difficulty = verify_difficulty
+        self.replug_wait_s = replug_wait_s
+        self.reinit_retry_s = reinit_retry_s
+        self.device_gone: DeviceGone | None = None  # set while the device is away
+        self._reinit_due: float | None = None  # a failed re-init is retried at this time
+        self._baud_unknown = False  # after a reopen the host side is back at its initial baud
         self._update_ticket()
 
     def _update_ticket(self) -> None:
@@ -177,9 +193,10 @@ class AsicDriver:
         spec = self.spec
         self._jobs.clear()
         self.decoder.reset()
-        if self.baud != spec.default_baud or self.chain is None:
+        if self.baud != spec.default_baud or self.chain is None or self._baud_unknown:
             self.transport.set_baud(spec.default_baud)
             self.baud = spec.default_baud
+            self._baud_unknown = False
         self.transport.reset_chips()
         self._drain()
 
@@ -479,7 +496,52 @@ class AsicDriver:
     def service(
         self, job_source: Callable[[], MiningJob | None] | None = None, timeout: float = 0.01
     ) -> list[VerifiedNonce]:
-        """One iteration of the mining loop: feed jobs, read counters, collect nonces."""
+        """One iteration of the mining loop: feed jobs, read counters, collect nonces.
+
+        Survives the device going away: returns ``[]`` while it is gone (waiting up to
+        ``replug_wait_s`` per call for it) and resumes mining once it is back.
+        """
+        try:
+            if self.device_gone is not None and not self._recover_device():
+                return []
+            if self._reinit_due is not None:
+                if self.clock() < self._reinit_due:
+                    self.sleep(min(timeout, self._reinit_due - self.clock()))
+                    return []
+                self.reinit(self.last_health.silent_chips if self.last_health else ())
+                if self.chain is None:
+                    return []
+            return self._service(job_source, timeout)
+        except DeviceGone as exc:
+            self._lost_device(exc)
+            return []
+
+    def _lost_device(self, exc: DeviceGone) -> None:
+        if self.device_gone is None:
+            self.counters.device_lost += 1
+            log.warning("%s chain lost its device (%s); waiting for it", self.spec.model, exc)
+        if not isinstance(self.transport, Reopenable):
+            raise exc  # nothing here can bring it back: the caller must
+        self.device_gone = exc
+
+    def _recover_device(self) -> bool:
+        """Reopen the transport and re-initialise the chain; False while still away."""
+        assert isinstance(self.transport, Reopenable)
+        try:
+            self.transport.reopen(wait_s=self.replug_wait_s)
+        except DeviceGone as exc:
+            self.device_gone = exc
+            return False
+        self.device_gone = None
+        self.counters.device_recovered += 1
+        self._baud_unknown = True
+        log.warning("%s chain: device is back, re-initialising", self.spec.model)
+        report = self.reinit()
+        return report.reinitialised
+
+    def _service(
+        self, job_source: Callable[[], MiningJob | None] | None, timeout: float
+    ) -> list[VerifiedNonce]:
         now = self.clock()
         if job_source is not None and self.scheduler.due(now):
             job = job_source()
@@ -510,16 +572,23 @@ class AsicDriver:
         return self.reinit(indices)
 
     def reinit(self, silent: tuple[int, ...] = ()) -> HealthReport:
-        """Re-run the bring-up and resend the last job; returns what was found."""
+        """Re-run the bring-up and resend the last job; returns what was found.
+
+        If no chip answers, the chain is dropped and :meth:`service` tries again every
+        ``reinit_retry_s`` (chips still booting, power stage not back yet).
+        """
         self.counters.reinits += 1
         before = len(self.chain) if self.chain else 0
         try:
             chain = self.init()
         except EnumerationError as exc:
-            log.error("re-initialisation failed: %s", exc)
+            log.error("re-initialisation failed: %s; retrying in %.1f s", exc, self.reinit_retry_s)
+            self.counters.failed_reinits += 1
             self.chain = None
+            self._reinit_due = self.clock() + self.reinit_retry_s
             self.last_health = HealthReport(silent, False, 0)
             return self.last_health
+        self._reinit_due = None
         if len(chain) < before:
             log.error("chain lost chips: %d before, %d after re-init", before, len(chain))
         if self._last_job is not None:
@@ -546,6 +615,11 @@ class AsicDriver:
             "stale_nonces": c.stale_nonces,
             "duplicate_nonces": c.duplicate_nonces,
             "reinits": c.reinits,
+            "failed_reinits": c.failed_reinits,
+            "silent_chip_events": c.silent_chip_events,
+            "device_lost": c.device_lost,
+            "device_recovered": c.device_recovered,
+            "device_present": self.device_gone is None,
             "frames_ok": d.frames,
             "frames_dropped": d.dropped,
             "frames_crc_errors": d.crc_errors,

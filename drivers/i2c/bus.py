@@ -19,9 +19,11 @@ Contract for implementations:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 
 class I2CError(Exception):
@@ -43,7 +45,64 @@ class SensorError(I2CError):
     stalled tach (0xFFFF), a diode fault code or an out-of-range temperature,
     and wrapping :class:`I2CError` for failed transfers. The thermal guard
     treats it as "sensor lost": fans to 100 %, power off.
+
+    ``kind`` names the fault for counting (``fan-stall``, ``diode-open``, ``bus``,
+    ``implausible``, PMBus status names such as ``IOUT_OC_FAULT``...).
     """
+
+    def __init__(
+        self,
+        message: str,
+        addr: int | None = None,
+        reg: int | None = None,
+        *,
+        kind: str = "sensor",
+    ) -> None:
+        super().__init__(message, addr, reg)
+        self.kind = kind
+        self.recorded = False  # already booked in a FaultLog (nested driver calls)
+
+
+@dataclass(slots=True)
+class FaultLog:
+    """Faults one part driver has seen, counted by kind, with the last message.
+
+    The thermal guard and status APIs report these: a fault that cleared by itself is
+    still visible afterwards as a count.
+    """
+
+    counts: dict[str, int] = field(default_factory=dict)
+    last_error: str | None = None
+
+    def record(self, kind: str, message: str) -> None:
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        self.last_error = message
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"total": self.total, "by_kind": dict(self.counts), "last_error": self.last_error}
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def counts_faults(method: _F) -> _F:
+    """Book every :class:`SensorError` the method raises in ``self.fault_log``, once."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except SensorError as exc:
+            if not exc.recorded:
+                exc.recorded = True
+                self.fault_log.record(exc.kind, str(exc))
+            raise
+
+    return wrapper  # type: ignore[return-value]
 
 
 @runtime_checkable
@@ -97,7 +156,7 @@ def sensor_errors(what: str, addr: int | None = None) -> Iterator[None]:
     except SensorError:
         raise
     except (I2CError, OSError) as exc:
-        raise SensorError(f"{what} failed: {exc}", addr) from exc
+        raise SensorError(f"{what} failed: {exc}", addr, kind="bus") from exc
 
 
 def send_byte(bus: SMBus, addr: int, command: int) -> None:

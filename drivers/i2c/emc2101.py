@@ -3,7 +3,8 @@
 On Bitaxe-class boards the external diode is the ASIC's thermal diode, so this
 part is both the fan driver and the chip thermometer. Readings that cannot be
 true (diode fault codes, a stalled or absent tach) raise :class:`SensorError`
-instead of returning a number the thermal guard might trust.
+instead of returning a number the thermal guard might trust, and are counted by kind
+in :attr:`EMC2101.fault_log`.
 
 Register facts from the EMC2101 datasheet and ``shared/reference/mining-os.md``.
 """
@@ -15,7 +16,7 @@ import logging
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
-from drivers.i2c.bus import SensorError, SMBus, sensor_errors
+from drivers.i2c.bus import FaultLog, SensorError, SMBus, counts_faults, sensor_errors
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,9 @@ FAN_CONFIG_DIRECT = 0b0010_0011
 def rpm_from_tach(count: int) -> int:
     """Fan speed from the 16-bit tach count; 0 and 0xFFFF carry no speed."""
     if count in (0, TACH_STALLED):
-        raise SensorError(f"fan tach reading 0x{count:04X}: fan stalled, absent or tach broken")
+        raise SensorError(
+            f"fan tach reading 0x{count:04X}: fan stalled, absent or tach broken", kind="fan-stall"
+        )
     return TACH_CONSTANT // count
 
 
@@ -87,9 +90,11 @@ def external_temp_c(msb: int, lsb: int) -> float:
     """The 11-bit external-diode temperature (0.125 °C steps); fault codes raise."""
     raw = ((msb << 8) | lsb) >> 5
     if raw == DIODE_OPEN:
-        raise SensorError("external diode open (ASIC thermal diode disconnected)")
+        raise SensorError(
+            "external diode open (ASIC thermal diode disconnected)", kind="diode-open"
+        )
     if raw == DIODE_SHORT:
-        raise SensorError("external diode shorted")
+        raise SensorError("external diode shorted", kind="diode-short")
     if raw & 0x400:  # sign bit of the 11-bit two's complement value
         raw -= 0x800
     return raw * 0.125
@@ -116,6 +121,7 @@ class EMC2101:
         self.address = address
         self.min_temp_c = min_temp_c
         self.max_temp_c = max_temp_c
+        self.fault_log = FaultLog()
 
     def _read(self, reg: int) -> int:
         return self.bus.read_byte_data(self.address, reg)
@@ -126,6 +132,7 @@ class EMC2101:
     def _guard(self, what: str) -> AbstractContextManager[None]:
         return sensor_errors(what, self.address)
 
+    @counts_faults
     def identify(self) -> str:
         """The part name from PRODUCT_ID; raises if something else answers."""
         with self._guard("identify"):
@@ -134,10 +141,12 @@ class EMC2101:
         if maker != MANUFACTURER_SMSC or product not in PRODUCT_IDS:
             raise SensorError(
                 f"device at 0x{self.address:02X} is not an EMC2101 "
-                f"(manufacturer 0x{maker:02X}, product 0x{product:02X})"
+                f"(manufacturer 0x{maker:02X}, product 0x{product:02X})",
+                kind="wrong-part",
             )
         return PRODUCT_IDS[product]
 
+    @counts_faults
     def init(self, duty: float = 1.0, check_id: bool = True) -> None:
         """Tach input on, direct PWM control, fans to ``duty`` (full speed until told otherwise)."""
         if check_id:
@@ -148,15 +157,18 @@ class EMC2101:
             self._write(Reg.FAN_SETTING, duty_to_setting(duty))
         log.debug("EMC2101 at 0x%02X initialised, fan %.0f %%", self.address, duty * 100)
 
+    @counts_faults
     def set_fan_duty(self, fraction: float) -> None:
         setting = duty_to_setting(fraction)
         with self._guard("set fan duty"):
             self._write(Reg.FAN_SETTING, setting)
 
+    @counts_faults
     def fan_duty(self) -> float:
         with self._guard("read fan duty"):
             return (self._read(Reg.FAN_SETTING) & 0x3F) / PWM_STEPS
 
+    @counts_faults
     def tach_count(self) -> int:
         # LSB first: reading it latches the MSB so the two halves belong together.
         with self._guard("read tach"):
@@ -164,16 +176,20 @@ class EMC2101:
             msb = self._read(Reg.TACH_MSB)
         return (msb << 8) | lsb
 
+    @counts_faults
     def fan_rpm(self) -> int:
         return rpm_from_tach(self.tach_count())
 
+    @counts_faults
     def fan(self) -> FanReading:
         return FanReading(self.fan_rpm(), self.fan_duty())
 
+    @counts_faults
     def status(self) -> Status:
         with self._guard("read status"):
             return Status(self._read(Reg.STATUS))
 
+    @counts_faults
     def external_temp(self) -> float:
         """ASIC temperature in °C from the external diode."""
         # MSB first: reading it latches the fractional LSB.
@@ -183,6 +199,7 @@ class EMC2101:
         temp = external_temp_c(msb, lsb)
         return self._plausible(temp, "external diode")
 
+    @counts_faults
     def internal_temp(self) -> float:
         with self._guard("read internal temperature"):
             raw = self._read(Reg.INTERNAL_TEMP)
@@ -194,5 +211,6 @@ class EMC2101:
                 f"{which} temperature {temp:.3f} °C outside plausible "
                 f"{self.min_temp_c}..{self.max_temp_c} °C",
                 self.address,
+                kind="implausible",
             )
         return temp

@@ -3,7 +3,9 @@
 The driver converts between volts/amps/°C and PMBus words (VOUT in ULINEAR16
 with the exponent read from VOUT_MODE, everything else LINEAR11) and refuses
 to report readings that cannot be true, so a dead or floating bus shows up as
-:class:`SensorError` in the thermal guard rather than as 0 V.
+:class:`SensorError` in the thermal guard rather than as 0 V. Every such error, and every
+protection trip :meth:`TPS546.check` finds (over-current, over-temperature...), is counted
+in :attr:`TPS546.fault_log`.
 
 Facts from ``shared/reference/mining-os.md`` and the PMBus 1.3 specification.
 """
@@ -15,7 +17,14 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from drivers.i2c import pmbus
-from drivers.i2c.bus import SensorError, SMBus, send_byte, sensor_errors
+from drivers.i2c.bus import (
+    FaultLog,
+    SensorError,
+    SMBus,
+    counts_faults,
+    send_byte,
+    sensor_errors,
+)
 from drivers.i2c.pmbus import Cmd
 
 log = logging.getLogger(__name__)
@@ -25,6 +34,10 @@ DEFAULT_ADDRESS = 0x24
 RESPONSE_LATCH_OFF = 0xC0
 #: ON_OFF_CONFIG: PU (bit 4) + CMD (bit 3): on/off by OPERATION alone.
 ON_OFF_CONFIG_OPERATION_ONLY = 0x18
+
+
+class PowerStageFault(SensorError):
+    """The power stage reports a protection fault; with response 0xC0 it latched off."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +102,8 @@ class TPS546:
         self.temp_range_c = temp_range_c
         self.iout_max_a = iout_max_a
         self._vout_exp: int | None = None
+        self.fault_log = FaultLog()
+        self._active_faults: frozenset[str] = frozenset()  # seen by check(), not yet cleared
 
     # -- raw access -----------------------------------------------------------------------------
 
@@ -104,6 +119,7 @@ class TPS546:
     def _write_byte(self, cmd: int, value: int) -> None:
         self.bus.write_byte_data(self.address, cmd, value)
 
+    @counts_faults
     def vout_exponent(self) -> int:
         """VOUT_MODE exponent (cached: it is fixed per part)."""
         if self._vout_exp is None:
@@ -112,7 +128,7 @@ class TPS546:
             try:
                 self._vout_exp = pmbus.vout_mode_exponent(mode)
             except pmbus.PMBusFormatError as exc:
-                raise SensorError(str(exc), self.address) from exc
+                raise SensorError(str(exc), self.address, kind="implausible") from exc
         return self._vout_exp
 
     def _vout_word(self, volts: float) -> int:
@@ -120,6 +136,7 @@ class TPS546:
 
     # -- control --------------------------------------------------------------------------------
 
+    @counts_faults
     def init(self) -> None:
         """Output off, protection limits written, faults cleared. Does not switch on."""
         lim = self.limits
@@ -148,6 +165,7 @@ class TPS546:
             send_byte(self.bus, self.address, Cmd.CLEAR_FAULTS)
         log.debug("TPS546 at 0x%02X initialised (output off)", self.address)
 
+    @counts_faults
     def set_vout(self, volts: float) -> None:
         """Set the output voltage (VOUT_COMMAND) and switch on; 0 switches off."""
         if volts == 0:
@@ -164,18 +182,52 @@ class TPS546:
             self._write_byte(Cmd.OPERATION, pmbus.OPERATION_ON)
         log.info("TPS546 Vout %.3f V, output on", volts)
 
+    @counts_faults
     def off(self) -> None:
         with self._guard("switch off"):
             self._write_byte(Cmd.OPERATION, pmbus.OPERATION_OFF)
         log.info("TPS546 output off")
 
+    @counts_faults
     def is_on(self) -> bool:
         with self._guard("read OPERATION"):
             return bool(self.bus.read_byte_data(self.address, Cmd.OPERATION) & 0x80)
 
+    @counts_faults
     def clear_faults(self) -> None:
+        """CLEAR_FAULTS: releases a latch-off; switch on again with :meth:`set_vout`."""
         with self._guard("clear faults"):
             send_byte(self.bus, self.address, Cmd.CLEAR_FAULTS)
+        self._active_faults = frozenset()
+
+    @counts_faults
+    def check(self) -> None:
+        """Raise :class:`PowerStageFault` if STATUS_WORD shows a fault; count new ones.
+
+        A fault is counted once when it appears (polling it again while it persists does
+        not count it again; after :meth:`clear_faults` a new trip counts anew).
+        """
+        word = self.status_word()
+        names = pmbus.status_faults(word)
+        if not names:
+            self._active_faults = frozenset()
+            return
+        for name in names:
+            if name not in self._active_faults:
+                self.fault_log.record(name, f"TPS546 0x{self.address:02X}: {name}")
+        self._active_faults = frozenset(names)
+        # Name the specific bit (IOUT_OC_FAULT) before its summary (IOUT_POUT).
+        names = sorted(names, key=lambda n: pmbus.StatusWord[n] >= 0x100)
+        latched = bool(word & pmbus.StatusWord.OFF)
+        state = "output latched off" if latched else "output still on"
+        exc = PowerStageFault(
+            f"TPS546 at 0x{self.address:02X} reports {', '.join(names)} ({state}); remove "
+            "the cause, then clear_faults() and set_vout() to switch on again",
+            self.address,
+            kind=names[0],
+        )
+        exc.recorded = True  # booked per fault name above
+        raise exc
 
     # -- telemetry ------------------------------------------------------------------------------
 
@@ -183,45 +235,60 @@ class TPS546:
         with self._guard(f"read {cmd.name}"):
             word = self._read_word(cmd)
         if word == 0xFFFF:
-            raise SensorError(f"{cmd.name} read 0xFFFF (bus floating?)", self.address)
+            raise SensorError(
+                f"{cmd.name} read 0xFFFF (bus floating?)", self.address, kind="bus-floating"
+            )
         return pmbus.decode_linear11(word)
 
+    @counts_faults
     def read_vin(self) -> float:
         vin = self._read_linear11(Cmd.READ_VIN)
         lo, hi = self.vin_range_v
         if not lo <= vin <= hi:
-            raise SensorError(f"input voltage {vin:.3f} V outside plausible {lo}..{hi} V")
+            raise SensorError(
+                f"input voltage {vin:.3f} V outside plausible {lo}..{hi} V", kind="implausible"
+            )
         return vin
 
+    @counts_faults
     def read_vout(self) -> float:
         with self._guard("read READ_VOUT"):
             word = self._read_word(Cmd.READ_VOUT)
         if word == 0xFFFF:
-            raise SensorError("READ_VOUT read 0xFFFF (bus floating?)", self.address)
+            raise SensorError(
+                "READ_VOUT read 0xFFFF (bus floating?)", self.address, kind="bus-floating"
+            )
         return pmbus.decode_ulinear16(word, self.vout_exponent())
 
+    @counts_faults
     def read_iout(self) -> float:
         iout = self._read_linear11(Cmd.READ_IOUT)
         if not -1.0 <= iout <= self.iout_max_a:
-            raise SensorError(f"output current {iout:.3f} A implausible")
+            raise SensorError(f"output current {iout:.3f} A implausible", kind="implausible")
         return max(iout, 0.0)
 
+    @counts_faults
     def read_temperature(self) -> float:
         temp = self._read_linear11(Cmd.READ_TEMPERATURE_1)
         lo, hi = self.temp_range_c
         if not lo <= temp <= hi:
-            raise SensorError(f"VR temperature {temp:.2f} °C outside plausible {lo}..{hi} °C")
+            raise SensorError(
+                f"VR temperature {temp:.2f} °C outside plausible {lo}..{hi} °C", kind="implausible"
+            )
         return temp
 
+    @counts_faults
     def read_all(self) -> PowerReading:
         return PowerReading(
             self.read_vin(), self.read_vout(), self.read_iout(), self.read_temperature()
         )
 
+    @counts_faults
     def status_word(self) -> int:
         with self._guard("read STATUS_WORD"):
             return self._read_word(Cmd.STATUS_WORD)
 
+    @counts_faults
     def faults(self) -> list[str]:
         """Names of the active fault/warning bits (empty when healthy)."""
         return pmbus.status_faults(self.status_word())

@@ -15,6 +15,10 @@ Contract (all implementations):
 - ``reset_chips()`` pulses the chips' reset line (low 100 ms, high 100 ms on Bitaxe-class
   boards). Transports without a reset line implement it as a logged no-op.
 - ``close()`` is idempotent; after it every other call raises ``TransportClosed``.
+- A device that vanishes (unplugged, powered off, port removed) raises ``DeviceGone``.
+  Transports that can get it back also implement :class:`Reopenable`: ``reopen()`` waits
+  for the same device to return and brings it up at the initial baud; the chips lost
+  power, so the caller re-initialises them (``AsicDriver.service`` does both itself).
 
 The methods are blocking on purpose: they are short, and asyncio callers wrap any transport
 with :class:`AsyncTransport`, which runs them in a worker thread.
@@ -34,6 +38,10 @@ class TransportClosed(TransportError):
     """The transport was used after ``close()``."""
 
 
+class DeviceGone(TransportError):
+    """The device went away while in use; ``reopen()`` it, then re-initialise the chips."""
+
+
 @runtime_checkable
 class Transport(Protocol):
     """A bidirectional byte pipe to a chain of ASICs."""
@@ -47,6 +55,15 @@ class Transport(Protocol):
     def reset_chips(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Reopenable(Protocol):
+    """A transport that can wait for its unplugged device to come back."""
+
+    def reopen(self, wait_s: float = 5.0, poll_s: float = 0.1) -> None:
+        """Block up to ``wait_s`` for the device; raise ``DeviceGone`` if it stays away."""
+        ...
 
 
 class AsyncTransport:
@@ -71,3 +88,8 @@ class AsyncTransport:
 
     async def close(self) -> None:
         await asyncio.to_thread(self.sync.close)
+
+    async def reopen(self, wait_s: float = 5.0, poll_s: float = 0.1) -> None:
+        if not isinstance(self.sync, Reopenable):
+            raise DeviceGone(f"{type(self.sync).__name__} cannot wait for its device to return")
+        await asyncio.to_thread(self.sync.reopen, wait_s, poll_s)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import usb.core
 import usb.util
 
-from drivers.transport import cp210x, ftdi
+from drivers.transport import base, cp210x, ftdi
 from drivers.transport.base import TransportClosed, TransportError
 from drivers.transport.ftdi import ControlRequest
 
@@ -47,7 +47,7 @@ class UsbTransportError(TransportError):
     """A USB bridge refused a request or was not found."""
 
 
-class DeviceGone(UsbTransportError):
+class DeviceGone(UsbTransportError, base.DeviceGone):
     """The device was unplugged (or lost power) while in use."""
 
 

@@ -22,7 +22,11 @@ API (stable; the chainstate code builds on it):
   ``fork_point(a, b)``, ``next_work_required(parent, time)``,
   ``mark_failed(entry)`` (descendants become FAILED_CHILD, best is re-chosen),
   ``reconsider(entry)`` (clears those flags again), ``tips()`` (leaves, for getchaintips),
-  ``set_status(entry, flags)``, ``from_entries(params, entries)``.
+  ``set_status(entry, flags)``, ``from_entries(params, entries)``; ``fork_entries`` (how
+  many entries are off the best chain) and ``max_fork_entries`` (default
+  ``MAX_FORK_ENTRIES``; a header that would not become best is refused with
+  ``FORK_HEADERS_FULL`` when that many are stored: the P2P layer screens low-work forks,
+  this bound holds whatever path a header takes).
 - Free functions: ``check_proof_of_work(hash, bits, params)`` (Core's CheckProofOfWork),
   ``next_work_required(parent, time, params)`` (GetNextWorkRequired incl. min-difficulty and
   BIP94), ``median_time_past(entry, span=11)``, ``check_header_context(...)``.
@@ -44,6 +48,10 @@ from protocols.bitcoin.hashes import hash_to_hex
 from protocols.bitcoin.pow import bits_to_target, block_work, target_to_bits
 
 MAX_TIMEWARP = 600  # BIP94: first block of a period may be at most this much before its parent
+# Entries off the best chain (stale blocks, old branches, forks being synced) are capped:
+# a new header that would not become best is refused with FORK_HEADERS_FULL beyond this.
+MAX_FORK_ENTRIES = 50_000
+FORK_HEADERS_FULL = "fork-headers-full"  # not a consensus failure; the header may return later
 _HEADER = struct.Struct("<i32s32sIII")
 _sha256 = hashlib.sha256
 _U256 = (1 << 256) - 1
@@ -316,6 +324,7 @@ class HeaderTree:
         self._targets: dict[int, int | None] = {}
         self._work: dict[int, int] = {}
         self._bits: dict[int, int] = {}
+        self.max_fork_entries = MAX_FORK_ENTRIES
 
     # -- lookups -----------------------------------------------------------------------
     def __len__(self) -> int:
@@ -338,6 +347,11 @@ class HeaderTree:
     @property
     def height(self) -> int:
         return len(self._best_chain) - 1
+
+    @property
+    def fork_entries(self) -> int:
+        """Entries not on the best chain."""
+        return len(self._index) - len(self._best_chain)
 
     def best_chain_at(self, height: int) -> HeaderEntry | None:
         if 0 <= height < len(self._best_chain):
@@ -411,7 +425,7 @@ class HeaderTree:
 
         Raises ConsensusError with Core's reason: ``high-hash``, ``prev-blk-not-found``,
         ``bad-prevblk``, ``bad-diffbits``, ``time-too-old``, ``time-timewarp-attack``,
-        ``time-too-new``, ``bad-version(0x…)``, ``duplicate-invalid``.
+        ``time-too-new``, ``bad-version(0x…)``, ``duplicate-invalid``, ``fork-headers-full``.
         """
         raw = header.serialize() if isinstance(header, BlockHeader) else bytes(header)
         if len(raw) != HEADER_SIZE:
@@ -443,7 +457,15 @@ class HeaderTree:
         if reason is not None:
             raise ConsensusError(reason, height=height, block_hash=h)
         bits = self._bits.setdefault(bits, bits)  # one int object per distinct nBits
-        entry = HeaderEntry(h, raw, height, time, bits, parent.chainwork + self._block_work(bits))
+        work = parent.chainwork + self._block_work(bits)
+        if work <= self.best.chainwork and self.fork_entries >= self.max_fork_entries:
+            raise ConsensusError(
+                FORK_HEADERS_FULL,
+                f"{self.fork_entries} headers off the best chain already stored",
+                height=height,
+                block_hash=h,
+            )
+        entry = HeaderEntry(h, raw, height, time, bits, work)
         entry.parent = parent
         entry.skip = parent.ancestor(skip_height(height))
         entry.seq = self._seq

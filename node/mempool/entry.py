@@ -50,6 +50,7 @@ class MempoolEntry:
     desc_count: int = 1
     desc_size: int = 0
     desc_fees: int = 0
+    score_version: int = 0  # bumped when the eviction score changes (lazy heap entries)
 
     @property
     def modified_fee(self) -> int:
@@ -59,6 +60,11 @@ class MempoolEntry:
     def feerate(self) -> float:
         """Modified fee per vbyte."""
         return self.modified_fee / self.vsize
+
+    @property
+    def descendant_score(self) -> float:
+        """Core's eviction order key: the higher of its own and its package's fee rate."""
+        return max(self.modified_fee / self.vsize, self.desc_fees / self.desc_size)
 
     @property
     def txid_hex(self) -> str:

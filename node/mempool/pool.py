@@ -10,7 +10,9 @@ with its lock held) and RPC threads cannot deadlock.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -185,6 +187,7 @@ class Mempool:
         self._total_vsize = 0
         self._total_fee = 0
         self._usage = 0
+        self._evict_heap: list[tuple[float, int, int, bytes]] = []  # lazy: see _touch
         self._oldest_time = 1 << 62  # lower bound of entry times (expiry scans only below it)
         self._rolling_min_fee = 0.0  # sat/kvB
         self._last_rolling_update = int(clock())
@@ -750,6 +753,7 @@ class Mempool:
             ae.desc_count += 1
             ae.desc_size += entry.vsize
             ae.desc_fees += mod
+            self._touch(ae)
         for p in plan.parents:
             entries[p].children.add(plan.txid)
         for txin in tx.inputs:
@@ -760,7 +764,21 @@ class Mempool:
         self._total_fee += entry.fee
         self._usage += entry.usage
         self._oldest_time = min(self._oldest_time, now)
+        self._touch(entry)
         return entry
+
+    def _touch(self, e: MempoolEntry) -> None:
+        """Queue ``e`` under its current eviction score; older queue items become stale."""
+        e.score_version += 1
+        heap = self._evict_heap
+        heapq.heappush(heap, (e.descendant_score, -e.time, e.score_version, e.txid))
+        if len(heap) > 2 * len(self._entries) + 1024:
+            live = [
+                (x.descendant_score, -x.time, x.score_version, x.txid)
+                for x in self._entries.values()
+            ]
+            heapq.heapify(live)
+            self._evict_heap = live
 
     def _remove(self, txids: set[bytes], reason: RemovalReason) -> None:
         """Remove exactly ``txids`` (callers add descendants when they must go too)."""
@@ -776,6 +794,7 @@ class Mempool:
                 ae.desc_count -= 1
                 ae.desc_size -= e.vsize
                 ae.desc_fees -= mod
+                self._touch(ae)
             for d in self._closure(e.children, False) - txids:
                 de = entries[d]
                 de.anc_count -= 1
@@ -812,8 +831,10 @@ class Mempool:
             e.delta += fee_delta
             e.anc_fees += fee_delta
             e.desc_fees += fee_delta
+            self._touch(e)
             for a in self._closure(e.parents, True):
                 self._entries[a].desc_fees += fee_delta
+                self._touch(self._entries[a])
             for d in self._closure(e.children, False):
                 self._entries[d].anc_fees += fee_delta
             self._sequence += 1
@@ -844,10 +865,11 @@ class Mempool:
         """Core's TrimToSize: evict lowest descendant-score packages until under the limit."""
         entries = self._entries
         while entries and self._usage > self.max_bytes:
-            worst = min(
-                entries.values(),
-                key=lambda e: (max(e.modified_fee / e.vsize, e.desc_fees / e.desc_size), -e.time),
-            )
+            while True:  # skip stale heap items (score changed or entry gone)
+                _, _, version, txid = heapq.heappop(self._evict_heap)
+                worst = entries.get(txid)
+                if worst is not None and worst.score_version == version:
+                    break
             removed_rate = (
                 worst.desc_fees * 1000 // worst.desc_size + self.incremental_relay_feerate
             )
@@ -872,7 +894,7 @@ class Mempool:
         with self._lock:
             if change.disconnected:
                 self._update_for_reorg(change)
-            else:
+            elif self._entries or self._deltas:  # empty pool (e.g. initial sync): nothing to do
                 for h in change.connected:
                     block = self.chain.get_block(h)
                     if block is not None:
@@ -915,6 +937,7 @@ class Mempool:
                 confirmed.update(tx.txid for tx in block.txs)
         old = sorted(self._entries.values(), key=lambda e: e.sequence)
         self._entries.clear()
+        self._evict_heap = []
         self._by_wtxid.clear()
         self._spenders.clear()
         self._total_vsize = self._total_fee = self._usage = 0
@@ -929,7 +952,7 @@ class Mempool:
                 self._deltas.pop(e.txid, None)
                 continue
             result = self._accept_locked(e.tx, e.time, True, True, e.script_flags, False)
-            if not result.accepted:
+            if not result.accepted and e.txid not in self._entries:
                 log.debug("dropped %s after reorg: %s", e.txid_hex, result.reason)
                 self._pending_removed.append((e.txid, RemovalReason.REORG))
         for tx in confirmed:
@@ -937,7 +960,7 @@ class Mempool:
         self._trim(now)
 
     # -- persistence ------------------------------------------------------------------------------
-    def save(self, path: str) -> int:
+    def save(self, path: str | os.PathLike[str]) -> int:
         """Write every entry (arrival order) and the fee deltas atomically; returns the count."""
         with self._lock:
             records = [
@@ -948,10 +971,8 @@ class Mempool:
         persist.write_atomic(path, persist.encode(records, others))
         return len(records)
 
-    def load(self, path: str) -> LoadResult:
+    def load(self, path: str | os.PathLike[str]) -> LoadResult:
         """Re-accept the transactions of a saved file (each through full acceptance)."""
-        import os
-
         self.loaded = False
         try:
             if not os.path.exists(path):

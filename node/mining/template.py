@@ -306,17 +306,18 @@ class TemplateBuilder:
                 included.add(t)
                 weight += e.weight
                 sigops += e.sigop_cost
+            touched: set[bytes] = set()
             for t in package:
                 e = entries[t]
-                for d in _descendants(entries, t):
-                    if d in included:
-                        continue
+                if not e.children:
+                    continue
+                for d in _descendants(entries, t) - included:
                     ds = state[d]
                     ds[0] -= e.modified_fee
                     ds[1] -= e.vsize
                     ds[2] -= e.sigop_cost
                     ds[3] += 1
-            touched = {d for t in package for d in _descendants(entries, t)} - included
+                    touched.add(d)
             for d in touched:
                 ds = state[d]
                 heapq.heappush(heap, (-ds[0] / ds[1], d, ds[3]))

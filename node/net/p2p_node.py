@@ -5,6 +5,14 @@ event loop stays responsive while scripts are verified and the chainstate keeps
 a single writer. Blocks are fetched within a moving window above our tip, at
 most ``MAX_BLOCKS_IN_FLIGHT_PER_PEER`` per peer; a peer that stalls a block
 past ``BLOCK_DOWNLOAD_TIMEOUT`` is dropped and its blocks re-requested.
+
+Low-work header defence: a headers batch is stored only when the chain it leads to has
+at least the work of our active tip (and the network's minimum chain work), with links
+and proof of work checked first. A full low-work batch starts a per-peer presync
+(``headers_presync``: running work + commitments, then a redownload); a short one is
+dropped. A peer that sends more low-work headers than an honest chain from the fork
+point would need (``low_work_cap``) is disconnected. Unrequested low-work blocks are
+ignored, and the header tree caps entries off the best chain whatever the path.
 """
 
 from __future__ import annotations
@@ -23,10 +31,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from node.chain.chainstate import BlockStatus, Chainstate, TipChange
+from node.chain.headers import FORK_HEADERS_FULL, HeaderEntry, check_proof_of_work
 from node.chain.prune import MIN_BLOCKS_TO_KEEP
 from node.net.addrbook import AddressBook
 from node.net.connection import PeerConnection
+from node.net.headers_presync import HeadersPresync, Phase, PresyncError, low_work_cap
 from protocols.bitcoin.block import Block, BlockHeader
+from protocols.bitcoin.hashes import sha256d
 from protocols.bitcoin.p2p.framing import encode_frame
 from protocols.bitcoin.p2p.messages import (
     Addr,
@@ -51,6 +62,7 @@ from protocols.bitcoin.p2p.messages import (
     Verack,
     Version,
 )
+from protocols.bitcoin.pow import block_work
 from protocols.bitcoin.tx import Tx
 
 log = logging.getLogger(__name__)
@@ -61,6 +73,7 @@ MAX_BLOCKS_RESULTS = 500
 MAX_ORPHANS = 100  # Core's DEFAULT_MAX_ORPHAN_TRANSACTIONS
 MAX_REJECTED = 50_000
 MAX_TX_REQUEST = 1000
+MAX_NONCES = 1024  # handshakes that can be in progress at once, with room to spare
 TX_INV_TYPES = (
     InvType.TX,
     InvType.WTX,
@@ -72,7 +85,16 @@ BLOCK_DOWNLOAD_TIMEOUT = 60.0
 BAN_SECONDS = 24 * 3600
 RECONNECT_DELAY = 2.0
 # Reasons that are not proof the peer is malicious (Core does not punish these).
-NOT_PUNISHED = {"duplicate", "prev-blk-not-found", "time-too-new", "bad-prevblk-unknown"}
+NOT_PUNISHED = {
+    "duplicate",
+    "prev-blk-not-found",
+    "time-too-new",
+    "bad-prevblk-unknown",
+    FORK_HEADERS_FULL,
+}
+# Low-work headers (not stored) a peer may send beyond what an honest chain from the fork
+# point would need; past that it is dropped (not banned: a stale fork is not an attack).
+LOW_WORK_SLACK = 2 * MAX_HEADERS_RESULTS
 USER_AGENT = b"/blvm:0.1.0/"
 
 
@@ -83,6 +105,20 @@ class PeerState:
     in_flight: dict[bytes, float] = field(default_factory=dict)
     fee_filter: int = 0  # sat/kvB below which the peer does not want our announcements
     outbound_target: tuple[str, int] | None = None
+    presync: HeadersPresync | None = None  # a low-work header sync in progress
+    low_work_headers: int = 0  # headers refused for low work (presyncs that failed too)
+    presync_cap: int = 0  # low-work headers allowed while the current presync runs
+
+
+@dataclass(slots=True, frozen=True)
+class _Screen:
+    """Verdict on a headers batch: store it, or treat it as low-work from ``start``."""
+
+    store: bool
+    start: HeaderEntry | None = None
+    threshold: int = 0
+    cap: int = 0
+    invalid: str | None = None  # the batch is bad (Core's reason), punish the peer
 
 
 class P2PNode:
@@ -114,7 +150,8 @@ class P2PNode:
         self.banned: dict[str, float] = {}
         self.ban_local = ban_local  # Core never bans local peers; tests may ask for it
         self.recent_disconnects: deque[tuple[str, str, bool]] = deque(maxlen=64)
-        self._nonces: set[int] = set()
+        # Our recent version nonces (self-connection check), bounded like every per-peer record.
+        self._nonces: OrderedDict[int, None] = OrderedDict()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="chain")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
@@ -171,7 +208,9 @@ class P2PNode:
             Services.NODE_NETWORK_LIMITED if self.chain.policy.enabled else Services.NODE_NETWORK
         )
         nonce = random.getrandbits(64)
-        self._nonces.add(nonce)
+        self._nonces[nonce] = None
+        while len(self._nonces) > MAX_NONCES:
+            self._nonces.popitem(last=False)
         return Version(
             services=int(services),
             timestamp=int(time.time()),
@@ -214,8 +253,11 @@ class P2PNode:
         )
 
     def add_node(self, target: tuple[str, int], *, persistent: bool = True) -> bool:
-        """Connect to ``target`` (kept connected when ``persistent``); False if already added."""
-        if target in self._added:
+        """Connect to ``target`` (kept connected when ``persistent``); False if already added.
+
+        A one-shot connection (``persistent=False``) is always attempted.
+        """
+        if persistent and target in self._added:
             return False
         if persistent:
             task = asyncio.create_task(self._keep_connected(*target))
@@ -315,20 +357,123 @@ class P2PNode:
         state.conn.send(GetHeaders(locator=tuple(locator)))
 
     async def _on_Headers(self, state: PeerState, msg: Headers) -> None:
-        if not msg.headers:
+        raws = [h.serialize() for h in msg.headers]
+        full = len(raws) == MAX_HEADERS_RESULTS
+        presync = state.presync
+        if presync is not None and presync.continues(raws):
+            # The next batch of the sync (an empty answer ends it like a short one).
+            await self._feed_presync(state, raws, full)
             return
-        result = await self._run_chain(self.chain.process_headers, list(msg.headers))
+        if not raws:
+            return
+        screen = await self._run_chain(self._screen_headers, raws)
+        if screen.invalid is not None:
+            state.conn.close(f"invalid header: {screen.invalid}", ban=True)
+            return
+        if not screen.store:
+            assert screen.start is not None
+            if full and presync is None:  # maybe a long chain that gains work later: presync it
+                state.presync = HeadersPresync(
+                    screen.start,
+                    screen.threshold,
+                    self.chain.params,
+                    salt=random.randbytes(16),
+                    offset=random.randrange(1 << 16),
+                )
+                state.presync_cap = screen.cap
+                await self._feed_presync(state, raws, full)
+                return
+            state.low_work_headers += len(raws)
+            if state.low_work_headers > screen.cap:
+                state.conn.close(f"too many low-work headers ({state.low_work_headers})")
+            return
+        if not await self._store_headers(state, raws):
+            return
+        if full:
+            state.conn.send(GetHeaders(locator=(msg.headers[-1].hash,)))
+        await self._request_blocks()
+
+    async def _store_headers(self, state: PeerState, raws: list[bytes]) -> bool:
+        """Add headers to the tree; False when the peer was dropped or asked again."""
+        result = await self._run_chain(self.chain.process_headers, raws)
         if result.reason is not None:
             if result.reason in NOT_PUNISHED or result.reason.startswith("prev"):
                 await self._send_getheaders(state)  # unconnecting: ask from our locator
-                return
+                return False
             state.conn.close(f"invalid header: {result.reason}", ban=True)
-            return
+            return False
         if result.last_height is not None:
             state.best_height = max(state.best_height, result.last_height)
-        if len(msg.headers) == MAX_HEADERS_RESULTS:
-            state.conn.send(GetHeaders(locator=(msg.headers[-1].hash,)))
-        await self._request_blocks()
+        return True
+
+    def work_threshold(self) -> int:
+        """Work a fork's headers must reach before we store them (Core's anti-DoS threshold)."""
+        return max(self.chain.tip.chainwork, self.chain.params.minimum_chain_work)
+
+    def _screen_headers(self, raws: list[bytes]) -> _Screen:
+        """Store headers only if their chain reaches the work threshold (chain thread)."""
+        chain = self.chain
+        with chain.lock:
+            tree = chain.tree
+            start = tree.get(raws[0][4:36])
+            if start is None:
+                return _Screen(True)  # unconnecting: the tree answers prev-blk-not-found
+            if tree.get(sha256d(raws[-1])) is not None:
+                return _Screen(True)  # all known already (an ancestor chain is never partial)
+            threshold = self.work_threshold()
+            work = start.chainwork
+            prev = start.hash
+            params = chain.params
+            for raw in raws:
+                # Only work that is really there counts: check links and proof of work, so
+                # a cheap fork cannot borrow work from one bogus hard-target header.
+                h = sha256d(raw)
+                bits = int.from_bytes(raw[72:76], "little")
+                if raw[4:36] != prev:
+                    return _Screen(False, start, invalid="non-continuous headers sequence")
+                if not check_proof_of_work(h, bits, params):
+                    return _Screen(False, start, invalid="high-hash")
+                work += block_work(bits)
+                prev = h
+            if work >= threshold:
+                return _Screen(True)
+            return _Screen(False, start, threshold, low_work_cap(start, threshold, LOW_WORK_SLACK))
+
+    async def _feed_presync(self, state: PeerState, raws: list[bytes], full: bool) -> None:
+        presync = state.presync
+        assert presync is not None
+        conn = state.conn
+        try:
+            step = await self._run_chain(presync.feed, raws, full)
+        except PresyncError as exc:
+            state.presync = None
+            state.low_work_headers += presync.presync_count
+            conn.close(f"headers presync failed: {exc}")
+            return
+        if presync.phase is Phase.PRESYNC or step.abandoned:
+            count = state.low_work_headers + presync.presync_count
+            if step.abandoned:
+                state.presync = None
+                state.low_work_headers = count
+                log.info(
+                    "peer %d: low-work header chain of %d after height %d not stored",
+                    conn.id,
+                    presync.presync_count,
+                    presync.start_height,
+                )
+            if count > state.presync_cap:
+                state.presync = None
+                conn.close(f"too many low-work headers ({count})")
+                return
+        if step.release and not await self._store_headers(state, step.release):
+            state.presync = None
+            return
+        if presync.phase is Phase.DONE:
+            state.presync = None
+        if step.request_from is not None:
+            conn.send(GetHeaders(locator=(step.request_from,)))
+        if step.release:
+            await self._request_blocks()
 
     async def _on_Inv(self, state: PeerState, msg: Inv) -> None:
         if any(i.type in (InvType.BLOCK, InvType.WITNESS_BLOCK) for i in msg.items):
@@ -421,7 +566,12 @@ class P2PNode:
     async def _on_BlockMessage(self, state: PeerState, msg: BlockMessage) -> None:
         block = msg.block
         h = block.hash
-        state.in_flight.pop(h, None)
+        requested = state.in_flight.pop(h, None) is not None
+        if not requested and await self._run_chain(self._low_work_block, block.header):
+            log.debug(
+                "peer %d: ignored unrequested low-work block %s", state.conn.id, h[::-1].hex()
+            )
+            return
         result = await self._run_chain(self.chain.process_block, block)
         if result.status == BlockStatus.INVALID and result.reason not in NOT_PUNISHED:
             state.conn.close(f"invalid block {result.hash_hex}: {result.reason}", ban=True)
@@ -440,6 +590,17 @@ class P2PNode:
         )
         if hashes:
             state.conn.send(Inv(tuple(InvItem(InvType.BLOCK, h) for h in hashes)))
+
+    def _low_work_block(self, header: BlockHeader) -> bool:
+        """An unknown block whose chain has less work than our tip (Core ignores those)."""
+        chain = self.chain
+        with chain.lock:
+            if chain.entry(header.hash) is not None:
+                return False
+            parent = chain.entry(header.prev_hash)
+            if parent is None:
+                return False
+            return parent.chainwork + block_work(header.bits) < self.work_threshold()
 
     def _headers_after(self, locator: tuple[bytes, ...], stop: bytes) -> list[bytes]:
         """Headers of our active chain after the first locator hash we know (chain thread)."""
@@ -664,12 +825,25 @@ class P2PNode:
         for state in self.peers.values():
             c = state.conn
             v = c.version
+            if c.inbound:
+                kind = "inbound"
+            elif state.outbound_target is not None and state.outbound_target in self._added:
+                kind = "manual"
+            else:
+                kind = "outbound-full-relay"
             out.append(
                 {
                     "id": c.id,
                     "addr": c.addr,
                     "inbound": c.inbound,
+                    "connection_type": kind,
                     "services": f"{v.services:016x}" if v else None,
+                    "servicesnames": [f.name for f in Services if f.name and v and v.services & f],
+                    "relaytxes": bool(v.relay) if v else False,
+                    "conntime": int(c.stats.connected_at),
+                    "lastsend": int(c.stats.last_send),
+                    "lastrecv": int(c.stats.last_recv),
+                    "synced_headers": state.best_height,
                     "version": v.version if v else None,
                     "subver": v.user_agent.decode("latin-1") if v else None,
                     "startingheight": v.start_height if v else None,

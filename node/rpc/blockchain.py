@@ -106,7 +106,8 @@ def getblock(ctx: NodeContext, blockhash: str, verbosity: int | bool = 1) -> Any
     verbosity = int(verbosity)
     raw = ctx.chain.get_block_bytes(h)
     if raw is None:
-        if entry.status & EntryStatus.HAVE_DATA:
+        # Pruning clears HAVE_DATA but keeps the transaction count (Core's IsBlockPruned).
+        if entry.tx_count > 0 and ctx.chain.prune_info().pruned:
             raise RpcError(RpcCode.MISC_ERROR, "Block not available (pruned data)")
         raise RpcError(RpcCode.MISC_ERROR, "Block not available (not fully downloaded)")
     if verbosity <= 0:
@@ -162,12 +163,29 @@ def getdifficulty(ctx: NodeContext) -> float:
     return difficulty(ctx.chain.entry(ctx.chain.tip.hash).bits)
 
 
+PRUNE_TIMESTAMP_MIN = 1_000_000_000  # Core reads larger "heights" as block timestamps
+
+
 def pruneblockchain(ctx: NodeContext, height: int) -> int:
+    """Apply pruning now; returns the height of the last pruned block (-1: none yet).
+
+    Only automatic pruning is run: usage is brought to the target (files more than 288
+    blocks below the tip go first), so ``height`` bounds the call like Core's checks do but
+    files are not deleted beyond what the target asks for.
+    """
     chain = ctx.chain
     if not chain.policy.enabled:
         raise RpcError(RpcCode.MISC_ERROR, "Cannot prune blocks because node is not in prune mode.")
-    # Automatic pruning (the only mode we run) already keeps usage at the target; flushing
-    # applies it now. Report the lowest height still stored, as Core does.
+    if height < 0:
+        raise RpcError(RpcCode.INVALID_PARAMETER, "Negative block height.")
+    if height > PRUNE_TIMESTAMP_MIN:
+        raise RpcError(
+            RpcCode.INVALID_PARAMETER, "Pruning by block timestamp is not supported; give a height."
+        )
+    if height > chain.height:
+        raise RpcError(
+            RpcCode.INVALID_PARAMETER, "Blockchain is shorter than the attempted prune height."
+        )
     chain.flush()
     return chain.prune_info().prune_height - 1
 

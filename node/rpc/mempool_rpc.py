@@ -71,7 +71,7 @@ def sendrawtransaction(
     result = mempool.accept(tx)
     if not result.accepted:
         if result.missing_inputs:
-            raise RpcError(RpcCode.DESERIALIZATION_ERROR, "bad-txns-inputs-missingorspent")
+            raise RpcError(RpcCode.VERIFY_ERROR, "bad-txns-inputs-missingorspent")
         raise RpcError(RpcCode.VERIFY_REJECTED, result.reason or "rejected")
     return hash_to_hex(tx.txid)
 

@@ -74,6 +74,9 @@ def addnode(ctx: NodeContext, node: str, command: str) -> None:
         raise RpcError(
             RpcCode.CLIENT_INVALID_IP_OR_SUBNET, f"Invalid node address: {node}"
         ) from None
+    if command == "onetry":  # Core: one attempt, never an error, never remembered
+        ctx.on_loop(lambda: p2p.add_node(target, persistent=False))
+        return None
     if command == "remove":
         if not ctx.on_loop(lambda: p2p.remove_node(target)):
             raise RpcError(
@@ -81,7 +84,7 @@ def addnode(ctx: NodeContext, node: str, command: str) -> None:
                 "Error: Node could not be removed. It has not been added previously.",
             )
         return None
-    if not ctx.on_loop(lambda: p2p.add_node(target, persistent=command == "add")):
+    if not ctx.on_loop(lambda: p2p.add_node(target, persistent=True)):
         raise RpcError(RpcCode.CLIENT_NODE_ALREADY_ADDED, "Error: Node already added")
     return None
 

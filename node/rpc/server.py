@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024 * 1024  # a 4 MB block hex-encoded twice over still fits
 AUTH_FAILURE_DELAY = 0.25  # Core sleeps after a bad password to slow brute force
+DRAIN_TIMEOUT = 5.0  # on stop, wait this long for replies in progress (the `stop` call's own)
 
 
 class RpcServer:
@@ -31,6 +32,8 @@ class RpcServer:
         self.port = self.httpd.server_address[1]
         self.host = host
         self._thread: threading.Thread | None = None
+        self._busy = 0  # requests being answered
+        self._idle = threading.Condition()
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -38,6 +41,9 @@ class RpcServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             server_version = "blvm-json-rpc/0.1"
+            # Headers and body go out as two writes; with Nagle on, the body then waits for
+            # the client's delayed ACK (~40 ms per call on Linux loopback).
+            disable_nagle_algorithm = True
 
             def log_message(self, fmt: str, *args: Any) -> None:
                 log.debug("rpc %s: " + fmt, self.client_address[0], *args)
@@ -59,6 +65,16 @@ class RpcServer:
                 self._reply(HTTPStatus.METHOD_NOT_ALLOWED)
 
             def do_POST(self) -> None:
+                with server._idle:
+                    server._busy += 1
+                try:
+                    self._post()
+                finally:
+                    with server._idle:
+                        server._busy -= 1
+                        server._idle.notify_all()
+
+            def _post(self) -> None:
                 if not server.auth.check_header(self.headers.get("Authorization")):
                     time.sleep(AUTH_FAILURE_DELAY)
                     self._reply(
@@ -99,6 +115,9 @@ class RpcServer:
         log.info("JSON-RPC listening on %s:%d", self.host, self.port)
 
     def stop(self) -> None:
+        # Let replies in progress go out first: `stop` over RPC must still get its answer.
+        with self._idle:
+            self._idle.wait_for(lambda: self._busy == 0, DRAIN_TIMEOUT)
         self.httpd.shutdown()
         self.httpd.server_close()
         if self._thread is not None:

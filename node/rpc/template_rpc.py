@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from typing import Any
@@ -42,6 +43,32 @@ class TipWaiter:
                 self.cond.wait(1.0)
 
 
+class _TxListCache:
+    """The GBT ``transactions`` list of the last template, reused while it is unchanged.
+
+    The builder hands out the same transaction tuple while tip and mempool stay put (only
+    ``curtime`` moves), and encoding thousands of transactions dominates a cached call.
+    """
+
+    def __init__(self) -> None:
+        self._last: tuple[tuple, list[dict[str, Any]]] | None = None
+
+    def gbt(self, template: Any) -> dict[str, Any]:
+        txs = template.transactions
+        last = self._last
+        if last is not None and last[0] is txs:
+            encoded = last[1]
+        else:
+            encoded = [t.to_dict() for t in txs]
+            self._last = (txs, encoded)
+        out = dataclasses.replace(template, transactions=()).to_gbt()
+        out["transactions"] = list(encoded)
+        return out
+
+
+_TX_LISTS = _TxListCache()
+
+
 def getblocktemplate(ctx: NodeContext, template_request: dict | None = None) -> Any:
     request = template_request or {}
     mode = request.get("mode", "template")
@@ -69,7 +96,7 @@ def getblocktemplate(ctx: NodeContext, template_request: dict | None = None) -> 
         tip_hex, seq = longpollid[:64], longpollid[64:]
         tip = bytes.fromhex(tip_hex)[::-1]
         ctx.longpoll.wait(ctx, tip, int(seq) if seq.isdigit() else -1)
-    out = ctx.templates.build().to_gbt()
+    out = _TX_LISTS.gbt(ctx.templates.build())
     out["capabilities"] = []  # proposal mode is not offered
     return out
 

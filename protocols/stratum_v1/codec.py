@@ -152,9 +152,12 @@ def decode_client_request(obj: dict[str, Any], method: str, rid: ev.RequestId | 
             if ev.VERSION_ROLLING_MASK in opts:
                 _u32(opts[ev.VERSION_ROLLING_MASK], ev.VERSION_ROLLING_MASK)
             if ev.VERSION_ROLLING_MIN_BIT_COUNT in opts:
-                _int(
-                    opts[ev.VERSION_ROLLING_MIN_BIT_COUNT], ev.VERSION_ROLLING_MIN_BIT_COUNT, 0, 32
-                )
+                # BIP310 says integer; SRI's sv1_api and some firmwares send a hex string
+                count = opts[ev.VERSION_ROLLING_MIN_BIT_COUNT]
+                if isinstance(count, str):
+                    _u32(count, ev.VERSION_ROLLING_MIN_BIT_COUNT)
+                else:
+                    _int(count, ev.VERSION_ROLLING_MIN_BIT_COUNT, 0, 2**32 - 1)
         return ev.Configure(exts, dict(opts), rid)
     if method == "mining.suggest_difficulty":
         _need(params, 1, method)

@@ -73,8 +73,13 @@ class Configure:
 
     @property
     def version_rolling_min_bit_count(self) -> int:
+        """Integer per BIP310, or hex text as SRI's sv1_api sends it; capped at 32."""
         raw = self.params.get(VERSION_ROLLING_MIN_BIT_COUNT, 0)
-        return raw if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0 else 0
+        if isinstance(raw, str):
+            raw = _mask_value(raw)
+        if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
+            return 0
+        return min(raw, 32)
 
 
 @dataclass(frozen=True, slots=True)

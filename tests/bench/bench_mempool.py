@@ -5,6 +5,7 @@ outputs each), then signs ``--txs`` transactions spending those outputs (P2WPKH 
 alternate; every fifth one gets a child, so packages exist) and measures:
 
 - acceptance rate (tx/s) through ``Mempool.accept`` (consensus + policy + kernel scripts),
+  and again into a pool limited to half that size (each accept then evicts),
 - template build latency (ms) with the full mempool (a fresh builder each time, so the
   cache never answers), and the cached path,
 - that the template's block connects through the chainstate, and how long the mempool
@@ -83,6 +84,18 @@ def run(n_txs: int, template_rounds: int) -> dict:
             accept_s = time.perf_counter() - started
             rejected = [r.reason for r in results if not r.accepted]
             assert not rejected, rejected[:3]
+            # The same stream into a pool half as large: every later accept evicts.
+            half_mb = pool.info()["usage"] / 2 / 1_000_000
+            small = Mempool(chain, clock=clock, max_size_mb=half_mb, follow_chain=False)
+            started = time.perf_counter()
+            full_results = [small.accept(tx) for tx in txs]
+            full_s = time.perf_counter() - started
+            evicting = {
+                "accept_full_pool_tx_per_s": round(len(txs) / full_s, 1),
+                "full_pool_size": len(small),
+                "full_pool_rejected": sum(not r.accepted for r in full_results),
+                "full_pool_minfee_sat_per_kvb": small.min_fee_rate(),
+            }
             times = []
             template = None
             for _ in range(template_rounds):
@@ -114,6 +127,7 @@ def run(n_txs: int, template_rounds: int) -> dict:
                 "block_connect_and_mempool_update_ms": round(connect_s * 1000, 1),
                 "mempool_block_update_ms": round(update_s[-1] * 1000, 1),
                 "mempool_after_block": len(pool),
+                **evicting,
             }
         finally:
             chain.close()

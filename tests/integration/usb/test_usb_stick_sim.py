@@ -131,3 +131,31 @@ def test_usb_stick_unplug_replug_recovers_in_process(stick) -> None:
     for n in nonces:
         _check_nonce(n)
     assert driver.counters.hw_errors == 0
+
+
+def test_usb_stick_unplug_is_recovered_by_the_mining_loop(stick) -> None:
+    """``service()`` itself waits for the stick, reopens it, re-inits and resumes the job."""
+    _, backend, _transport, driver, _ = stick
+    driver.replug_wait_s = 0.05
+    driver.init(chip_count_expected=1)
+    driver.send_job(JOB, clean=True)
+    assert _collect(driver, 1)
+
+    backend.unplug()
+    for _ in range(10):  # the loop keeps running while the stick is away
+        assert driver.service(timeout=0.05) == []
+    stats = driver.stats()
+    assert stats["device_lost"] == 1 and stats["device_recovered"] == 0
+    assert stats["device_present"] is False
+
+    backend.replug()
+    found: list[VerifiedNonce] = []
+    deadline = time.monotonic() + 30.0
+    while len(found) < 2 and time.monotonic() < deadline:
+        found += driver.service(timeout=0.1)
+    stats = driver.stats()
+    assert stats["device_recovered"] == 1 and stats["device_present"], stats
+    assert len(found) >= 2, stats
+    for n in found:
+        _check_nonce(n)
+    assert backend.chain.baud == 1_562_500 and driver.counters.hw_errors == 0

@@ -1,16 +1,19 @@
-"""Our SV2 client and template provider codec against SRI servers (`pool_sv2`, `jd_client_sv2`).
+"""Our SV2 client and template provider against SRI servers (`pool_sv2`, `jd_client_sv2`).
 
-Topology: in-test Template Provider (our Noise responder + TD messages) <- SRI role <- in-test
-miner (our Noise initiator + Mining messages). The JD client runs in SOLOMINING mode, so it
-needs nothing but our template provider. The miner checks the pool's certificate with the
-SRI example authority key, opens a standard channel, mines the pool's job in Python and submits
-a share; the role must accept it, and because regtest difficulty makes it a block too, forward
-a SubmitSolution to our template provider. That exercises NewTemplate/SetNewPrevHash/
-CoinbaseOutputConstraints/SubmitSolution and the whole Mining channel flow against SRI's codec.
-"""
+Topology: Template Provider <- SRI role <- in-test miner (our Noise initiator + Mining
+messages). The template provider is either the node's REAL one (`node.mining.
+template_provider` over a regtest chainstate + mempool holding transactions) or, for the
+pool's codec check, a one-template responder written here. The JD client runs in SOLOMINING
+mode, so it needs nothing but the template provider. The miner checks the role's
+certificate with the SRI example authority key, opens a standard channel, mines the job in
+Python and submits a share; the role must accept it, and because regtest difficulty makes
+it a block too, forward a SubmitSolution to the template provider. With the real TP the
+block must then be connected by our chainstate, mempool transactions included, and the SRI
+role pins the TP's persisted authority key (`public_key` in its `Sv2Tp` table)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import queue
@@ -22,6 +25,11 @@ from pathlib import Path
 
 import pytest
 
+from node.chain.chainstate import BlockStatus, Chainstate
+from node.chain.params import REGTEST, block_subsidy
+from node.mempool import Mempool
+from node.mining.template_provider import TemplateProvider, TemplateProviderConfig
+from node.mining.tp_keys import load_or_create_keys
 from protocols.bitcoin.tx import Tx
 from protocols.sv2 import keys, secp
 from protocols.sv2.connection import HandshakeComplete, Sv2Connection
@@ -45,6 +53,7 @@ from protocols.sv2.messages import (
 )
 from protocols.sv2.noise import Certificate
 from tests.conftest import require_interop
+from tests.unit.mempool.mempool_tools import FakeClock, regtest_chain, spend
 
 pytestmark = pytest.mark.interop
 
@@ -79,7 +88,7 @@ def _pump(conn: Sv2Connection, sock: socket.socket):
             sock.sendall(reply)
 
 
-class TemplateProvider(threading.Thread):
+class OneTemplateResponder(threading.Thread):
     """Serves one template to whoever connects, records everything it receives."""
 
     def __init__(
@@ -149,7 +158,12 @@ def _wait_for(q: queue.Queue, kind: type, timeout: float):
     raise AssertionError(f"no {kind.__name__} within {timeout}s")
 
 
-def _pool_config(port: int, tp_port: int, payout: str) -> str:
+def _tp_table(tp_port: int, tp_key: str | None) -> str:
+    key = f'public_key = "{tp_key}"\n' if tp_key else ""
+    return f'[template_provider_type.Sv2Tp]\naddress = "127.0.0.1:{tp_port}"\n{key}'
+
+
+def _pool_config(port: int, tp_port: int, payout: str, tp_key: str | None = None) -> str:
     return (
         f'authority_public_key = "{SRI_PUBLIC}"\n'
         f'authority_secret_key = "{SRI_SECRET}"\n'
@@ -159,13 +173,11 @@ def _pool_config(port: int, tp_port: int, payout: str) -> str:
         "server_id = 1\n"
         'pool_signature = "blvm interop"\n'
         "shares_per_minute = 6.0\n"
-        "share_batch_size = 1\n"
-        "[template_provider_type.Sv2Tp]\n"
-        f'address = "127.0.0.1:{tp_port}"\n'
+        "share_batch_size = 1\n" + _tp_table(tp_port, tp_key)
     )
 
 
-def _jdc_config(port: int, tp_port: int, payout: str) -> str:
+def _jdc_config(port: int, tp_port: int, payout: str, tp_key: str | None = None) -> str:
     return (
         'mode = "SOLOMINING"\n'
         "upstreams = []\n"
@@ -178,57 +190,93 @@ def _jdc_config(port: int, tp_port: int, payout: str) -> str:
         f'coinbase_reward_script = "{payout}"\n'
         'jdc_signature = "blvm interop"\n'
         "shares_per_minute = 6.0\n"
-        "share_batch_size = 1\n"
-        "[template_provider_type.Sv2Tp]\n"
-        f'address = "127.0.0.1:{tp_port}"\n'
+        "share_batch_size = 1\n" + _tp_table(tp_port, tp_key)
     )
 
 
-@pytest.mark.parametrize(
-    ("role", "make_config"), [("pool_sv2", _pool_config), ("jd_client_sv2", _jdc_config)]
-)
-def test_sv2_sri_server_accepts_our_client_and_template_provider(
-    tmp_path: Path, role: str, make_config
-) -> None:
-    binary = BIN / role
-    if not binary.exists():
-        require_interop(f"SRI {role} not built at {binary}; run scripts/install-sri.sh")
-    tp_listener = socket.create_server(("127.0.0.1", 0))
-    tp_listener.settimeout(60)
-    template, prev = _template()
-    tp = TemplateProvider(tp_listener, template, prev)
-    tp.start()
-    pool_port = _free_port()
-    payout_key = secp.ellswift_decode(secp.ellswift_create(os.urandom(32), os.urandom(32)))
-    config = tmp_path / f"{role}.toml"
-    config.write_text(
-        make_config(pool_port, tp_listener.getsockname()[1], f"wpkh({payout_key.hex()})")
-    )
-    log_path = tmp_path / f"{role}.log"
-    log = log_path.open("w")
-    proc = subprocess.Popen([str(binary), "-c", str(config)], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        setup = _wait_for(tp.received, SetupConnection, 60)
-        assert setup.protocol == Protocol.TEMPLATE_DISTRIBUTION
-        _wait_for(tp.received, CoinbaseOutputConstraints, 30)
+class NodeTemplateProvider(threading.Thread):
+    """The node's real TemplateProvider on its own event loop, over a regtest chainstate.
 
-        # Our miner connects once the pool listens.
+    The chain has mature coinbases and the mempool two signed spends, so the template the
+    SRI role mines carries transactions (merkle path, witness commitment, fees).
+    """
+
+    def __init__(self, datadir: Path) -> None:
+        super().__init__(daemon=True)
+        blocks, coins = regtest_chain(110, seed=b"sv2-interop-tp")
+        self.chain = Chainstate.open(datadir / "node", REGTEST, script_threads=1)
+        for raw in blocks:
+            assert self.chain.process_block(raw).status is BlockStatus.ACCEPTED
+        clock = FakeClock()
+        self.mempool = Mempool(self.chain, clock=clock)
+        self.coins = coins
+        self.txs = []
+        for n, coin in enumerate(coins[:2]):
+            tx, _ = spend([coin], 1, fee=2_000 + 1_000 * n)
+            assert self.mempool.accept(tx).accepted
+            self.txs.append(tx)
+        keys = load_or_create_keys(datadir / "node")
+        self.tp = TemplateProvider(
+            self.chain, self.mempool, keys, TemplateProviderConfig(fee_interval=0.2)
+        )
+        self.started = threading.Event()
+        self.error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._quit: asyncio.Event | None = None
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # reported by the test
+            self.error = exc
+            self.started.set()
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._quit = asyncio.Event()
+        await self.tp.start()
+        self.started.set()
+        try:
+            await self._quit.wait()
+        finally:
+            await self.tp.stop()
+
+    def close(self) -> None:
+        if self._loop is not None and self._quit is not None and self.is_alive():
+            self._loop.call_soon_threadsafe(self._quit.set)
+        self.join(timeout=15)
+        self.mempool.close()
+        self.chain.close()
+
+
+def _wait_until(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} within {timeout}s")
+        time.sleep(0.05)
+
+
+class Miner:
+    """Our SV2 miner on one standard channel of an SRI role (sans-IO connection, a socket)."""
+
+    def __init__(self, pool_port: int) -> None:
         deadline = time.monotonic() + 30
         while True:
             try:
-                sock = socket.create_connection(("127.0.0.1", pool_port), timeout=5)
+                self.sock = socket.create_connection(("127.0.0.1", pool_port), timeout=5)
                 break
             except OSError:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
-        sock.settimeout(60)
-        conn = Sv2Connection.initiator(
+        self.sock.settimeout(60)
+        self.conn = Sv2Connection.initiator(
             keys.decode_authority_public_key(SRI_PUBLIC), now=int(time.time())
         )
-        sock.sendall(conn.initiate())
-        events = _pump(conn, sock)
-        assert isinstance(next(events), HandshakeComplete)
+        self.sock.sendall(self.conn.initiate())
+        self.events = _pump(self.conn, self.sock)
+        assert isinstance(next(self.events), HandshakeComplete)
         setup_mining = SetupConnection(
             protocol=Protocol.MINING,
             min_version=2,
@@ -241,49 +289,114 @@ def test_sv2_sri_server_accepts_our_client_and_template_provider(
             firmware="0",
             device_id="test",
         )
-        sock.sendall(conn.send(setup_mining))
-        assert isinstance(next(events), SetupConnectionSuccess)
-        sock.sendall(conn.send(OpenStandardMiningChannel(1, "blvm.worker", 1000.0, b"\xff" * 32)))
-
-        target = channel_id = job = prev_hash = None
-        for event in events:
-            if isinstance(event, OpenStandardMiningChannelSuccess):
-                channel_id, target = event.channel_id, int.from_bytes(event.target, "little")
-            elif isinstance(event, SetTarget):
-                target = int.from_bytes(event.maximum_target, "little")
-            elif isinstance(event, NewMiningJob):
-                job = event
-            elif isinstance(event, SetNewPrevHash):
-                prev_hash = event
-            if None not in (channel_id, job, prev_hash, target) and (
-                job.min_ntime is not None or job.job_id == prev_hash.job_id
+        self.sock.sendall(self.conn.send(setup_mining))
+        assert isinstance(next(self.events), SetupConnectionSuccess)
+        self.sock.sendall(
+            self.conn.send(OpenStandardMiningChannel(1, "blvm.worker", 1000.0, b"\xff" * 32))
+        )
+        self.target = self.channel_id = self.job = self.prev_hash = None
+        for event in self.events:
+            self._track(event)
+            job, prev = self.job, self.prev_hash
+            if None not in (self.channel_id, job, prev, self.target) and (
+                job.min_ntime is not None or job.job_id == prev.job_id
             ):
                 break
-        assert prev_hash.prev_hash == prev.prev_hash and prev_hash.nbits == NBITS
+        assert self.prev_hash.nbits == NBITS
 
-        ntime = max(prev_hash.min_ntime, job.min_ntime or 0)
+    def _track(self, event) -> None:
+        if isinstance(event, OpenStandardMiningChannelSuccess):
+            self.channel_id = event.channel_id
+            self.target = int.from_bytes(event.target, "little")
+        elif isinstance(event, SetTarget):
+            self.target = int.from_bytes(event.maximum_target, "little")
+        elif isinstance(event, NewMiningJob):
+            self.job = event
+        elif isinstance(event, SetNewPrevHash):
+            self.prev_hash = event
+
+    def wait_for_new_job(self, timeout: float = 30) -> None:
+        """Until a non-future job other than the current one arrives (a template update)."""
+        old = self.job.job_id
+        deadline = time.monotonic() + timeout
+        for event in self.events:
+            self._track(event)
+            if self.job.job_id != old and self.job.min_ntime is not None:
+                return
+            assert time.monotonic() < deadline, "no new job from the role"
+        raise AssertionError("role closed the connection")
+
+    def mine_and_submit(self) -> tuple[int, int]:
+        """Solve the current job at min(channel, network) target and submit it: (nonce, ntime)."""
+        job, prev = self.job, self.prev_hash
+        ntime = max(prev.min_ntime, job.min_ntime or 0)
         head = (
             job.version.to_bytes(4, "little")
-            + prev_hash.prev_hash
+            + prev.prev_hash
             + job.merkle_root
             + ntime.to_bytes(4, "little")
             + NBITS.to_bytes(4, "little")
         )
-        # Meet the channel target and the (regtest, ~2^255) network target: a share and a block.
-        goal = min(target, NETWORK_TARGET)
+        # Meet the channel target and the (regtest, ~2^255) network target: share and block.
+        goal = min(self.target, NETWORK_TARGET)
         for nonce in range(5_000_000):
             if int.from_bytes(_sha256d(head + nonce.to_bytes(4, "little")), "little") <= goal:
                 break
         else:
-            pytest.fail(f"no share found for target {target:064x}")
-        sock.sendall(
-            conn.send(SubmitSharesStandard(channel_id, 1, job.job_id, nonce, ntime, job.version))
-        )
-        for event in events:
+            pytest.fail(f"no share found for target {self.target:064x}")
+        submit = SubmitSharesStandard(self.channel_id, 1, job.job_id, nonce, ntime, job.version)
+        self.sock.sendall(self.conn.send(submit))
+        for event in self.events:
             assert not isinstance(event, SubmitSharesError), event
             if isinstance(event, SubmitSharesSuccess):
                 assert event.new_submits_accepted_count == 1
                 break
+        return nonce, ntime
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _start_role(tmp_path: Path, role: str, config_text: str):
+    binary = BIN / role
+    if not binary.exists():
+        require_interop(f"SRI {role} not built at {binary}; run scripts/install-sri.sh")
+    config = tmp_path / f"{role}.toml"
+    config.write_text(config_text)
+    log_path = tmp_path / f"{role}.log"
+    log = log_path.open("w")
+    proc = subprocess.Popen([str(binary), "-c", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    return proc, log, log_path
+
+
+def _payout() -> str:
+    payout_key = secp.ellswift_decode(secp.ellswift_create(os.urandom(32), os.urandom(32)))
+    return f"wpkh({payout_key.hex()})"
+
+
+def test_sv2_sri_pool_accepts_our_client_and_template_codec(tmp_path: Path) -> None:
+    """pool_sv2 against the one-template responder: our TD codec alone, byte for byte."""
+    role = "pool_sv2"
+    if not (BIN / role).exists():
+        require_interop(f"SRI {role} not built at {BIN / role}; run scripts/install-sri.sh")
+    tp_listener = socket.create_server(("127.0.0.1", 0))
+    tp_listener.settimeout(60)
+    template, prev = _template()
+    tp = OneTemplateResponder(tp_listener, template, prev)
+    tp.start()
+    pool_port = _free_port()
+    proc, log, log_path = _start_role(
+        tmp_path, role, _pool_config(pool_port, tp_listener.getsockname()[1], _payout())
+    )
+    try:
+        setup = _wait_for(tp.received, SetupConnection, 60)
+        assert setup.protocol == Protocol.TEMPLATE_DISTRIBUTION
+        _wait_for(tp.received, CoinbaseOutputConstraints, 30)
+        miner = Miner(pool_port)
+        job, prev_hash = miner.job, miner.prev_hash
+        nonce, ntime = miner.mine_and_submit()
+        miner.close()
+        assert prev_hash.prev_hash == prev.prev_hash
         solution = _wait_for(tp.received, SubmitSolution, 30)
         assert (solution.template_id, solution.header_nonce) == (1, nonce)
         assert (solution.version, solution.header_timestamp) == (job.version, ntime)
@@ -292,7 +405,6 @@ def test_sv2_sri_server_accepts_our_client_and_template_provider(
         assert coinbase.txid == job.merkle_root
         assert coinbase.version == template.coinbase_tx_version
         assert template.coinbase_tx_outputs in solution.coinbase_tx
-        sock.close()
         assert tp.error is None, tp.error
     except BaseException:
         log.flush()
@@ -303,3 +415,61 @@ def test_sv2_sri_server_accepts_our_client_and_template_provider(
         proc.wait(timeout=10)
         log.close()
         tp_listener.close()
+
+
+@pytest.mark.parametrize(
+    ("role", "make_config"), [("jd_client_sv2", _jdc_config), ("pool_sv2", _pool_config)]
+)
+def test_sv2_sri_role_mines_a_block_on_our_node_template_provider(
+    tmp_path: Path, role: str, make_config
+) -> None:
+    """SRI role <- the node's real TP: a fee update becomes a new job; the block connects."""
+    if not (BIN / role).exists():
+        require_interop(f"SRI {role} not built at {BIN / role}; run scripts/install-sri.sh")
+    node = NodeTemplateProvider(tmp_path)
+    node.start()
+    assert node.started.wait(30) and node.error is None, node.error
+    tp = node.tp
+    height = node.chain.height
+    pool_port = _free_port()
+    proc, log, log_path = _start_role(
+        tmp_path,
+        role,
+        make_config(pool_port, tp.port, _payout(), tp.keys.authority_public_text),
+    )
+    try:
+        # The role connects, pins our authority key, sets up and gets future work + prev hash.
+        _wait_until(lambda: tp.stats.prev_hashes_sent >= 1, 60, "template sent to the role")
+        miner = Miner(pool_port)
+        # A better-paying transaction arrives: the TP re-sends a non-future template, and
+        # the role turns it into a new job on our open channel.
+        richer, _ = spend([node.coins[2]], 1, fee=10_000)
+        assert node.mempool.accept(richer).accepted
+        node.txs.append(richer)
+        _wait_until(lambda: tp.stats.templates_sent >= 2, 30, "fee-update template")
+        miner.wait_for_new_job()
+        prev_hash = miner.prev_hash
+        nonce, _ = miner.mine_and_submit()
+        miner.close()
+        assert prev_hash.prev_hash == node.chain.block_hash_at(height)
+        _wait_until(lambda: node.chain.height == height + 1, 30, "block connected by the node")
+        assert tp.stats.solutions_accepted == 1 and tp.stats.solutions_rejected == 0
+        block = node.chain.get_block(node.chain.tip.hash)
+        assert block.header.nonce == nonce
+        assert {tx.txid for tx in block.txs[1:]} == {tx.txid for tx in node.txs}
+        assert len(node.mempool) == 0
+        fees = 2_000 + 3_000 + 10_000
+        paid = sum(o.value for o in block.txs[0].outputs)
+        assert paid == block_subsidy(height + 1, REGTEST) + fees
+        # The TP pushes the next tip's work to the role at once.
+        _wait_until(lambda: tp.stats.prev_hashes_sent >= 2, 30, "new work after the block")
+        assert node.error is None, node.error
+    except BaseException:
+        log.flush()
+        print(log_path.read_text()[-4000:])
+        raise
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        log.close()
+        node.close()

@@ -336,3 +336,123 @@ def test_sv2_translator_rejects_certificate_from_other_authority(tmp_path: Path)
         proc.wait(timeout=10)
         log.close()
         listener.close()
+
+
+def test_sv2_translator_mines_a_block_through_our_server(tmp_path: Path) -> None:
+    """SV1 miner -> translator_sv2 -> our SV2 server (appliance.stratum_v2) over a regtest node.
+
+    The translator opens an extended channel on our server (pinning our persisted authority
+    key); the SV1 miner mines the job our server derived from the node's template; the share
+    comes back as SubmitSharesExtended, passes our validation and, on regtest, is a block that
+    the Chainstate connects.
+    """
+    if not TRANSLATOR.exists():
+        require_interop(f"SRI translator_sv2 not built at {TRANSLATOR}; run scripts/install-sri.sh")
+    import asyncio
+
+    from appliance.stratum_v2.keys import load_or_create_keys
+    from appliance.stratum_v2.server import Sv2Server, Sv2ServerConfig
+    from appliance.stratum_v2.source import NodeTemplateSource
+    from node.chain.chainstate import Chainstate
+    from node.chain.params import REGTEST
+
+    chain = Chainstate.open(tmp_path / "chain", REGTEST, script_threads=1)
+    source = NodeTemplateSource(chain, bytes.fromhex("51"))
+    server_keys = load_or_create_keys(tmp_path / "keys", now=int(time.time()))
+    loop = asyncio.new_event_loop()
+    server = Sv2Server(
+        source,
+        server_keys.static_secret,
+        server_keys.certificate,
+        Sv2ServerConfig(host="127.0.0.1", port=0, ack_batch=1),
+    )
+    loop.run_until_complete(server.start())
+    runner = threading.Thread(target=loop.run_forever, daemon=True)
+    runner.start()
+    sv1_port = _free_port()
+    config = tmp_path / "translator.toml"
+    config.write_text(
+        'downstream_address = "127.0.0.1"\n'
+        f"downstream_port = {sv1_port}\n"
+        "max_supported_version = 2\n"
+        "min_supported_version = 2\n"
+        "downstream_extranonce2_size = 4\n"
+        "aggregate_channels = false\n"
+        "[downstream_difficulty_config]\n"
+        "min_individual_miner_hashrate = 10.0\n"
+        "shares_per_minute = 6.0\n"
+        "enable_vardiff = false\n"
+        "job_keepalive_interval_secs = 60\n"
+        "[[upstreams]]\n"
+        'address = "127.0.0.1"\n'
+        f"port = {server.port}\n"
+        f'authority_pubkey = "{server_keys.authority_public}"\n'
+        'user_identity = "blvm-interop"\n'
+    )
+    log_path = tmp_path / "translator.log"
+    log = log_path.open("w")
+    proc = subprocess.Popen(
+        [str(TRANSLATOR), "-c", str(config)], stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        miner = Sv1Miner(sv1_port)
+        notes: list[dict] = []
+        sub = miner.wait_result(miner.call("mining.subscribe", ["blvm-test/1.0"]), notes)
+        extranonce1, extranonce2_size = bytes.fromhex(sub[1]), sub[2]
+        assert miner.wait_result(miner.call("mining.authorize", ["blvm.w1", "x"]), notes)
+        difficulty, notify = None, None
+        while notify is None:
+            msg = notes.pop(0) if notes else miner.read()
+            if msg.get("method") == "mining.set_difficulty":
+                difficulty = msg["params"][0]
+            elif msg.get("method") == "mining.notify":
+                notify = msg["params"]
+        job_id, prevhash, coinb1, coinb2, branches, version, nbits, ntime = notify[:8]
+        assert _sv1_prevhash_to_header(prevhash) == chain.tip.hash
+        work = server.work
+        assert work is not None and int(nbits, 16) == work.nbits
+        extranonce2 = bytes(extranonce2_size)
+        coinbase = bytes.fromhex(coinb1) + extranonce1 + extranonce2 + bytes.fromhex(coinb2)
+        root = _sha256d(coinbase)
+        for branch in branches:
+            root = _sha256d(root + bytes.fromhex(branch))
+        head = (
+            int(version, 16).to_bytes(4, "little")
+            + chain.tip.hash
+            + root
+            + int(ntime, 16).to_bytes(4, "little")
+            + int(nbits, 16).to_bytes(4, "little")
+        )
+        target = min((0xFFFF << 208) / difficulty if difficulty else float(1 << 256), 1 << 254)
+        for nonce in range(5_000_000):
+            if int.from_bytes(_sha256d(head + nonce.to_bytes(4, "little")), "little") <= target:
+                break
+        else:
+            pytest.fail(f"no SV1 share for difficulty {difficulty}")
+        accepted = miner.wait_result(
+            miner.call(
+                "mining.submit", ["blvm.w1", job_id, extranonce2.hex(), ntime, f"{nonce:08x}"]
+            ),
+            notes,
+        )
+        assert accepted is True
+        deadline = time.monotonic() + 30
+        while chain.tip.height < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert chain.tip.height == 1, server.status()
+        assert server.counters.shares_accepted >= 1 and server.counters.blocks_accepted == 1
+        miner.sock.close()
+    except BaseException:
+        log.flush()
+        print(log_path.read_text()[-4000:])
+        raise
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        log.close()
+        asyncio.run_coroutine_threadsafe(server.close(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join(10)
+        loop.close()
+        source.close()
+        chain.close()

@@ -202,6 +202,21 @@ def test_truncated_frame_is_dropped_and_counted(model):
     assert dec.stats.truncated == 1
 
 
+@pytest.mark.parametrize("model", MODELS)
+def test_interleaved_frame_is_dropped_and_counted(model):
+    """Frame B lands inside frame A (two writers on one line): B and C survive, A is counted."""
+    spec = get_chip(model)
+    a, b, c = (frames.register_reply(spec, v, 0, 0x8C) for v in (0xA, 0xB, 0xC))
+    dec = frames.ReplyDecoder(spec)
+    out = []
+    stream = a[:5] + b + a[5:] + c
+    for i in range(0, len(stream), 3):  # arriving in small pieces changes nothing
+        out += dec.feed(stream[i : i + 3])
+    assert [r.value for r in out] == [0xB, 0xC]
+    assert dec.stats.truncated == 1 and dec.stats.dropped == 1
+    assert dec.stats.garbage_bytes == len(a) - 5
+
+
 @settings(max_examples=300, deadline=None)
 @given(garbage=st.lists(st.binary(max_size=200), max_size=10))
 def test_command_decoder_survives_garbage(garbage):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import select
 import termios
@@ -10,7 +11,14 @@ import time
 
 import pytest
 
-from drivers.transport.base import AsyncTransport, Transport, TransportClosed, TransportError
+from drivers.transport.base import (
+    AsyncTransport,
+    DeviceGone,
+    Reopenable,
+    Transport,
+    TransportClosed,
+    TransportError,
+)
 from drivers.transport.serial import SerialTransport
 
 
@@ -131,3 +139,48 @@ def test_asyncio_subscription_and_wrapper(pty_pair):
         assert read_master(master, 3) == b"abc"
     finally:
         t.close()
+
+
+def test_vanished_port_is_device_gone_and_reopen_follows_the_link(tmp_path):
+    """A pty whose far end closes looks like an unplugged USB-serial adapter (EIO)."""
+    master, slave = os.openpty()
+    link = tmp_path / "board.tty"
+    link.symlink_to(os.ttyname(slave))
+    t = SerialTransport(str(link), sleep=lambda s: time.sleep(min(s, 0.01)))
+    try:
+        assert isinstance(t, Reopenable)
+        t.set_baud(1_000_000)
+        os.close(master)
+        os.close(slave)
+        link.unlink()  # like /dev/serial/by-id/... disappearing
+        with pytest.raises(DeviceGone, match="went away"):
+            deadline = time.monotonic() + 2.0
+            while time.monotonic() < deadline:
+                t.read(0.05)
+        with pytest.raises(DeviceGone):
+            t.write(b"\x55\xaa")
+        assert issubclass(DeviceGone, TransportError)
+        with pytest.raises(DeviceGone, match="did not come back"):
+            t.reopen(wait_s=0.1, poll_s=0.01)
+
+        master, slave = os.openpty()  # the device returns, maybe under another pts number
+        make_raw(slave)
+        link.symlink_to(os.ttyname(slave))
+        t.reopen(wait_s=1.0, poll_s=0.01)
+        assert t.reopens == 1 and t.baud == 115_200
+        assert termios.tcgetattr(slave)[5] == termios.B115200
+        t.write(b"\x55\xaa\x52\x05\x00\x00\x0a")
+        assert read_master(master, 7) == b"\x55\xaa\x52\x05\x00\x00\x0a"
+        os.write(master, b"\xaa\x55" + bytes(9))
+        got = b""
+        deadline = time.monotonic() + 2
+        while len(got) < 11 and time.monotonic() < deadline:
+            got += t.read(0.5)
+        assert got == b"\xaa\x55" + bytes(9)
+    finally:
+        t.close()
+        with pytest.raises(TransportClosed):
+            t.reopen(wait_s=0.0)
+        for fd in (master, slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)

@@ -30,6 +30,10 @@ def test_mempool_bench_quick_reports_keys(capsys) -> None:
         "block_connect_and_mempool_update_ms",
         "mempool_block_update_ms",
         "mempool_after_block",
+        "accept_full_pool_tx_per_s",
+        "full_pool_size",
+        "full_pool_rejected",
+        "full_pool_minfee_sat_per_kvb",
     ):
         assert key in result, key
     assert result["txs"] == 40 and result["template_txs"] == 40

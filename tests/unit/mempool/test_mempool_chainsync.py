@@ -102,3 +102,16 @@ def test_reorg_keeps_entry_times_and_deltas(env):
     assert env.chain.tip.hash == b2.hash
     e = env.pool.get(t.txid)
     assert e is not None and e.time == int(env.clock.now - 100) and e.delta == 777
+
+
+def test_empty_pool_does_not_read_connected_blocks(env, monkeypatch):
+    """During initial sync the pool is empty: following the tip must cost nothing."""
+    reads = []
+    original = env.chain.get_block
+    monkeypatch.setattr(env.chain, "get_block", lambda h: reads.append(h) or original(h))
+    mine(env.chain, [], extra=b"ibd")
+    assert reads == []
+    tx, _ = spend(env.mature(1), 1)
+    assert env.pool.accept(tx).accepted
+    block = mine(env.chain, [tx], 1_000, extra=b"live")
+    assert reads == [block.hash] and len(env.pool) == 0

@@ -42,6 +42,10 @@ def check_invariants(pool) -> None:
         assert e.desc_count == len(desc)
         assert e.desc_size == sum(entries[d].vsize for d in desc)
         assert e.desc_fees == sum(entries[d].modified_fee for d in desc)
+    # Every entry is queued for eviction under its current score (the lazy heap is exact).
+    queued = {(txid, version): score for score, _, version, txid in pool._evict_heap}
+    for t, e in entries.items():
+        assert queued.get((t, e.score_version)) == e.descendant_score
     for op, t in spenders.items():
         assert pool.spender_of(op) == t
     info = pool.info()

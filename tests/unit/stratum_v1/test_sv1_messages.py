@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -431,3 +432,55 @@ def test_miner_reusing_one_id_gets_every_answer_in_order():
     assert server.unanswered_peer_requests == 0
     with pytest.raises(LocalProtocolError):
         server.send(ServerConnection.reject(0, ErrorCode.NOT_SUBSCRIBED))
+
+
+@pytest.mark.parametrize(("raw", "count"), [(16, 16), ("16", 0x16), ("00000002", 2), (99, 32)])
+def test_min_bit_count_as_integer_or_hex_text(raw, count):
+    """BIP310 sends an integer; SRI's sv1_api (and some firmwares) send hex text."""
+    server = ServerConnection()
+    line = _line(
+        {
+            "id": 1,
+            "method": "mining.configure",
+            "params": [
+                ["version-rolling"],
+                {"version-rolling.mask": "1fffe000", "version-rolling.min-bit-count": raw},
+            ],
+        }
+    )
+    [req] = server.receive_data(line)
+    assert req.version_rolling_min_bit_count == count
+    assert req.version_rolling_mask == 0x1FFFE000
+
+
+def test_configure_result_with_sri_style_min_bit_count_text():
+    client = ClientConnection()
+    client.send(Configure.version_rolling(0x1FFFE000, 2))
+    reply = {
+        "id": 1,
+        "error": None,
+        "result": {
+            "version-rolling": True,
+            "version-rolling.mask": "1fffe000",
+            "version-rolling.min-bit-count": "00000002",
+        },
+    }
+    [res] = client.receive_data(_line(reply))
+    assert res.version_rolling_mask == 0x1FFFE000 and client.version_mask == 0x1FFFE000
+    assert res.extra == {"version-rolling.min-bit-count": "00000002"}
+
+
+@pytest.mark.parametrize(
+    ("params", "expect"),
+    [
+        (["bosminer-plus-tuner", None, "pool.example.com", None], Subscribe("bosminer-plus-tuner")),
+        (["bosminer-plus-tuner", None], Subscribe("bosminer-plus-tuner")),
+        (["cgminer/4.11.1", "08000002"], Subscribe("cgminer/4.11.1", "08000002")),
+        ([], Subscribe()),
+    ],
+)
+def test_subscribe_param_shapes_from_real_firmwares(params, expect):
+    [got] = ServerConnection().receive_data(
+        _line({"id": 1, "method": "mining.subscribe", "params": params})
+    )
+    assert got == replace(expect, req_id=1)

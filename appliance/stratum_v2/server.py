@@ -1,0 +1,560 @@
+"""asyncio SV2 listener for LAN miners: Noise, channels, jobs, shares, vardiff, statistics.
+
+Thin glue over the sans-IO layers: `protocols.sv2.Sv2Connection` does the bytes, `jobs`,
+`shares` and `vardiff` do the decisions; this module owns the sockets and the clock.
+
+- A peer's malformed bytes raise `ProtocolError` in its own session only: that connection is
+  closed with the reason logged, every other one keeps mining.
+- Accepted shares are acknowledged in batches (every `ack_batch` shares or `ack_interval`
+  seconds per channel); errors go at once, one per bad share.
+- New work (from the `TemplateSource`, possibly on another thread) is broadcast on the event
+  loop; `last_broadcast` records how long queuing it to every channel took.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from appliance.stratum_v2.errors import ShareError
+from appliance.stratum_v2.jobs import CHANNEL_PREFIX_SIZE, ChannelJobs, ChannelKind, WorkTemplate
+from appliance.stratum_v2.shares import Channel, WorkerStats, validate_share
+from appliance.stratum_v2.source import TemplateSource
+from appliance.stratum_v2.sv1_listener import Sv1Session
+from appliance.stratum_v2.vardiff import MAX_TARGET, Vardiff
+from protocols.bitcoin.block import Block
+from protocols.sv2.connection import HandshakeComplete, Sv2Connection, UnknownMessage
+from protocols.sv2.errors import ProtocolError
+from protocols.sv2.messages import (
+    CloseChannel,
+    OpenExtendedMiningChannel,
+    OpenExtendedMiningChannelSuccess,
+    OpenMiningChannelError,
+    OpenStandardMiningChannel,
+    OpenStandardMiningChannelSuccess,
+    Protocol,
+    RequestExtensions,
+    RequestExtensionsSuccess,
+    SetTarget,
+    SetupConnection,
+    SetupConnectionError,
+    SetupConnectionSuccess,
+    SubmitSharesError,
+    SubmitSharesExtended,
+    SubmitSharesStandard,
+    SubmitSharesSuccess,
+    UpdateChannel,
+)
+from protocols.sv2.messages.base import Message
+from protocols.sv2.messages.extensions import WORKER_HASHRATE_TRACKING, user_identity_from_tlvs
+from protocols.sv2.noise import Certificate
+
+__all__ = ["Sv2Server", "Sv2ServerConfig"]
+
+log = logging.getLogger("blvm.stratum_v2.server")
+
+PROTOCOL_VERSION = 2
+SUPPORTED_EXTENSIONS = frozenset({WORKER_HASHRATE_TRACKING})
+READ_SIZE = 65536
+
+
+@dataclass(slots=True)
+class Sv2ServerConfig:
+    host: str = "0.0.0.0"
+    port: int = 34255
+    shares_per_minute: float = 6.0
+    vardiff_interval: float = 60.0
+    ack_batch: int = 16
+    ack_interval: float = 0.5
+    handshake_timeout: float = 15.0
+    max_channels_per_connection: int = 256
+    max_write_buffer: int = 4 << 20  # a reader this far behind is cut off
+    refresh_interval: float = 30.0  # re-issue work: mempool changes, fresh ntime
+    sv1_port: int | None = None  # SV1 listener for LAN miners (None: off)
+    sv1_initial_hashrate: float = 1e12  # SV1 has no nominal hash rate: assume ~1 TH/s
+
+
+@dataclass(slots=True)
+class _PendingAck:
+    last_sequence: int = 0
+    count: int = 0
+    shares_sum: float = 0.0
+
+
+class _Close(Exception):
+    """Close this session (a policy decision, not malformed bytes)."""
+
+
+@dataclass(slots=True)
+class ServerCounters:
+    connections: int = 0
+    connections_total: int = 0
+    closed_protocol_error: int = 0
+    shares_accepted: int = 0
+    shares_rejected: int = 0
+    blocks_found: int = 0
+    blocks_accepted: int = 0
+    last_broadcast: float = 0.0  # seconds to queue the latest work to every channel
+    templates: int = 0
+    block_results: list[str | None] = field(default_factory=list)
+
+
+class _Session:
+    """One downstream connection."""
+
+    def __init__(
+        self,
+        server: Sv2Server,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        self.server = server
+        self.reader = reader
+        self.writer = writer
+        self.peer = writer.get_extra_info("peername")
+        self.conn = Sv2Connection.responder(server.static_secret, server.certificate)
+        self.setup: SetupConnection | None = None
+        self.channels: dict[int, Channel] = {}
+        self.acks: dict[int, _PendingAck] = {}
+        self.group_channel_id = 0
+        self.closed = False
+
+    # io -----------------------------------------------------------------------------------
+
+    def write(self, message: Message) -> None:
+        if self.closed:
+            return
+        self.writer.write(self.conn.send(message))
+
+    def write_many(self, messages: list[Message]) -> None:
+        if self.closed:
+            return
+        self.writer.write(b"".join(self.conn.send(m) for m in messages))
+
+    async def run(self) -> None:
+        try:
+            while True:
+                if self.setup is None:
+                    async with asyncio.timeout(self.server.config.handshake_timeout):
+                        data = await self.reader.read(READ_SIZE)
+                else:
+                    data = await self.reader.read(READ_SIZE)
+                if not data:
+                    break
+                reply = self.conn.receive_data(data)
+                if reply:
+                    self.writer.write(reply)
+                while (event := self.conn.next_event()) is not None:
+                    self.handle(event)
+                await self.writer.drain()
+        except ProtocolError as exc:
+            self.server.counters.closed_protocol_error += 1
+            log.warning("closing %s: protocol error: %s", self.peer, exc)
+        except _Close as exc:
+            log.info("closing %s: %s", self.peer, exc)
+        except TimeoutError:
+            log.info("closing %s: no SetupConnection within the handshake timeout", self.peer)
+        except (ConnectionError, OSError) as exc:
+            log.info("connection %s lost: %s", self.peer, exc)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.flush_acks()
+        self.closed = True
+        self.writer.close()
+
+    # dispatch -----------------------------------------------------------------------------
+
+    def handle(self, event: object) -> None:
+        if isinstance(event, HandshakeComplete):
+            return
+        if isinstance(event, SetupConnection):
+            self.on_setup(event)
+            return
+        if self.setup is None:
+            raise _Close(f"{type(event).__name__} before SetupConnection")
+        if isinstance(event, SubmitSharesStandard | SubmitSharesExtended):
+            self.on_share(event)
+        elif isinstance(event, OpenStandardMiningChannel | OpenExtendedMiningChannel):
+            self.on_open(event)
+        elif isinstance(event, UpdateChannel):
+            self.on_update(event)
+        elif isinstance(event, RequestExtensions):
+            self.on_request_extensions(event)
+        elif isinstance(event, CloseChannel):
+            self.acks.pop(event.channel_id, None)
+            self.channels.pop(event.channel_id, None)
+        elif isinstance(event, UnknownMessage):
+            log.debug("%s: ignoring unknown message %s", self.peer, event.header)
+        else:
+            log.debug("%s: ignoring %s", self.peer, type(event).__name__)
+
+    def on_setup(self, msg: SetupConnection) -> None:
+        if self.setup is not None:
+            raise _Close("second SetupConnection")
+        if msg.protocol != Protocol.MINING:
+            self.write(SetupConnectionError(0, "unsupported-protocol"))
+            raise _Close(f"protocol {msg.protocol} is not Mining")
+        if not msg.min_version <= PROTOCOL_VERSION <= msg.max_version:
+            self.write(SetupConnectionError(0, "protocol-version-mismatch"))
+            raise _Close(f"versions {msg.min_version}..{msg.max_version} exclude 2")
+        self.setup = msg
+        self.group_channel_id = self.server.allocate_channel_id()
+        self.write(SetupConnectionSuccess(PROTOCOL_VERSION, 0))
+        log.info(
+            "%s: SetupConnection from %s %s %s",
+            self.peer,
+            msg.vendor,
+            msg.hardware_version,
+            msg.device_id,
+        )
+
+    def on_request_extensions(self, msg: RequestExtensions) -> None:
+        # Worker-specific hashrate tracking: shares name their worker in a TLV, which feeds
+        # the per-worker statistics. Nothing else is supported.
+        supported = tuple(e for e in msg.requested_extensions if e in SUPPORTED_EXTENSIONS)
+        self.write(RequestExtensionsSuccess(msg.request_id, supported))
+        self.conn.negotiated_extensions.update(supported)
+
+    def on_open(self, msg: OpenStandardMiningChannel | OpenExtendedMiningChannel) -> None:
+        server = self.server
+        if len(self.channels) >= server.config.max_channels_per_connection:
+            self.write(OpenMiningChannelError(msg.request_id, "max-channels-reached"))
+            return
+        space = server.source.extranonce_size
+        extended = isinstance(msg, OpenExtendedMiningChannel)
+        if extended and msg.min_extranonce_size > space - CHANNEL_PREFIX_SIZE:
+            self.write(OpenMiningChannelError(msg.request_id, "min-extranonce-size-too-large"))
+            return
+        channel_id = server.allocate_channel_id()
+        unique = channel_id.to_bytes(CHANNEL_PREFIX_SIZE, "big")
+        if extended:
+            kind, prefix = ChannelKind.EXTENDED, unique
+        else:
+            kind, prefix = ChannelKind.STANDARD, unique + bytes(space - CHANNEL_PREFIX_SIZE)
+        max_target = int.from_bytes(msg.max_target, "little") or MAX_TARGET
+        vardiff = Vardiff.start(
+            msg.nominal_hash_rate,
+            server.config.shares_per_minute,
+            server.clock(),
+            max_target=max_target,
+            interval=server.config.vardiff_interval,
+        )
+        channel = Channel(
+            channel_id,
+            msg.user_identity,
+            ChannelJobs(channel_id, kind, prefix),
+            vardiff,
+            server.worker(msg.user_identity),
+        )
+        self.channels[channel_id] = channel
+        target = vardiff.target.to_bytes(32, "little")
+        if extended:
+            self.write(
+                OpenExtendedMiningChannelSuccess(
+                    msg.request_id,
+                    channel_id,
+                    target,
+                    space - CHANNEL_PREFIX_SIZE,
+                    prefix,
+                    self.group_channel_id,
+                )
+            )
+        else:
+            self.write(
+                OpenStandardMiningChannelSuccess(
+                    msg.request_id, channel_id, target, prefix, self.group_channel_id
+                )
+            )
+        log.info(
+            "%s: %s channel %d for %r, %.3g H/s, target %064x",
+            self.peer,
+            kind.value,
+            channel_id,
+            msg.user_identity,
+            msg.nominal_hash_rate,
+            vardiff.target,
+        )
+        if server.work is not None:
+            self.write_many(channel.jobs.new_job(server.work))
+
+    def on_update(self, msg: UpdateChannel) -> None:
+        channel = self.channels.get(msg.channel_id)
+        if channel is None:
+            return
+        max_target = int.from_bytes(msg.maximum_target, "little") or MAX_TARGET
+        old = channel.vardiff
+        channel.vardiff = Vardiff.start(
+            msg.nominal_hash_rate,
+            old.shares_per_minute,
+            self.server.clock(),
+            max_target=max_target,
+            interval=old.interval,
+        )
+        if channel.vardiff.target != old.target:
+            self.set_target(channel)
+
+    def on_share(self, share: SubmitSharesStandard | SubmitSharesExtended) -> None:
+        server = self.server
+        channel = self.channels.get(share.channel_id)
+        if channel is None:
+            server.counters.shares_rejected += 1
+            self.write(
+                SubmitSharesError(
+                    share.channel_id, share.sequence_number, ShareError.INVALID_CHANNEL_ID
+                )
+            )
+            return
+        result = validate_share(channel, share)
+        stats = channel.stats
+        if share.tlvs:
+            worker_name = user_identity_from_tlvs(share.tlvs)
+            if worker_name:
+                stats = server.worker(worker_name)
+        now = server.clock()
+        if result.block is not None or result.is_block:
+            server.counters.blocks_found += 1
+            stats.blocks_found += 1
+            if result.block is not None:
+                server.submit_block(result.block)
+        if result.error is not None:
+            server.counters.shares_rejected += 1
+            stats.rejected[result.error] = stats.rejected.get(result.error, 0) + 1
+            log.debug("%s: share rejected (%s): %s", self.peer, result.error, share)
+            self.write(
+                SubmitSharesError(share.channel_id, share.sequence_number, str(result.error))
+            )
+            return
+        server.counters.shares_accepted += 1
+        stats.accepted += 1
+        stats.shares_sum += result.difficulty
+        stats.last_share_time = time.time()
+        stats.best_difficulty = max(stats.best_difficulty, result.hash_difficulty)
+        ack = self.acks.get(share.channel_id)
+        if ack is None:
+            ack = self.acks[share.channel_id] = _PendingAck()
+        ack.last_sequence = share.sequence_number
+        ack.count += 1
+        ack.shares_sum += result.difficulty
+        if ack.count >= server.config.ack_batch:
+            self.flush_ack(share.channel_id)
+        if channel.vardiff.on_share(now) is not None:
+            self.set_target(channel)
+
+    # acks, targets, jobs ------------------------------------------------------------------
+
+    def flush_ack(self, channel_id: int) -> None:
+        ack = self.acks.pop(channel_id, None)
+        if ack is None or not ack.count:
+            return
+        total = min(round(ack.shares_sum), (1 << 64) - 1)
+        self.write(SubmitSharesSuccess(channel_id, ack.last_sequence, ack.count, total))
+
+    def flush_acks(self) -> None:
+        for channel_id in list(self.acks):
+            self.flush_ack(channel_id)
+
+    def set_target(self, channel: Channel) -> None:
+        # Acknowledge what was mined at the old target before announcing the new one.
+        self.flush_ack(channel.channel_id)
+        target = channel.vardiff.target
+        self.write(SetTarget(channel.channel_id, target.to_bytes(32, "little")))
+        log.debug("channel %d: new target %064x", channel.channel_id, target)
+
+    def poll_vardiff(self, now: float) -> None:
+        for channel in self.channels.values():
+            if channel.vardiff.poll(now) is not None:
+                self.set_target(channel)
+
+    def push_work(self, work: WorkTemplate) -> None:
+        if self.closed:
+            return
+        messages: list[Message] = []
+        for channel in self.channels.values():
+            messages += channel.jobs.new_job(work)
+            channel.forget_retired()
+        if messages:
+            self.write_many(messages)
+        buffered = self.writer.transport.get_write_buffer_size()
+        if buffered > self.server.config.max_write_buffer:
+            log.warning("closing %s: %d bytes unread, peer too slow", self.peer, buffered)
+            self.writer.transport.abort()
+            self.closed = True
+
+
+class Sv2Server:
+    """The downstream SV2 listener. `await start()`, then `await close()`."""
+
+    def __init__(
+        self,
+        source: TemplateSource,
+        static_secret: bytes,
+        certificate: Certificate,
+        config: Sv2ServerConfig | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.source = source
+        self.static_secret = static_secret
+        self.certificate = certificate
+        self.config = config or Sv2ServerConfig()
+        self.clock = clock
+        self.counters = ServerCounters()
+        self.work: WorkTemplate | None = None
+        self.workers: dict[str, WorkerStats] = {}
+        self.sessions: set[_Session | Sv1Session] = set()
+        self.port = 0
+        self.sv1_port = 0
+        self._sv1_server: asyncio.Server | None = None
+        self._next_channel_id = 1
+        self._server: asyncio.Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._unsubscribe: Callable[[], None] | None = None
+
+    # lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._unsubscribe = self.source.subscribe(self._on_work_threadsafe)
+        self.work = await asyncio.to_thread(self.source.current)
+        self._server = await asyncio.start_server(
+            self._on_connect, self.config.host, self.config.port, limit=READ_SIZE
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        if self.config.sv1_port is not None:
+            self._sv1_server = await asyncio.start_server(
+                self._on_connect_sv1, self.config.host, self.config.sv1_port, limit=READ_SIZE
+            )
+            self.sv1_port = self._sv1_server.sockets[0].getsockname()[1]
+            log.info("SV1 listener on %s:%d", self.config.host, self.sv1_port)
+        self._spawn(self._ticker())
+        log.info("SV2 listener on %s:%d", self.config.host, self.port)
+
+    async def close(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        for listener in (self._server, self._sv1_server):
+            if listener is not None:
+                listener.close()
+        for session in list(self.sessions):
+            session.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for listener in (self._server, self._sv1_server):
+            if listener is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(listener.wait_closed(), 5)
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _ticker(self) -> None:
+        """Periodic duties: flush batched acks, vardiff polls, template refresh."""
+        interval = self.config.ack_interval
+        last_refresh = self.clock()
+        while True:
+            await asyncio.sleep(interval)
+            now = self.clock()
+            for session in list(self.sessions):
+                session.flush_acks()
+                session.poll_vardiff(now)
+            if now - last_refresh >= self.config.refresh_interval:
+                last_refresh = now
+                self._spawn(asyncio.to_thread(self.source.refresh, True))
+
+    # connections --------------------------------------------------------------------------
+
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        session = _Session(self, reader, writer)
+        self.sessions.add(session)
+        self.counters.connections += 1
+        self.counters.connections_total += 1
+        try:
+            await session.run()
+        finally:
+            self.sessions.discard(session)
+            self.counters.connections -= 1
+
+    async def _on_connect_sv1(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        session = Sv1Session(self, reader, writer)
+        self.sessions.add(session)
+        self.counters.connections += 1
+        self.counters.connections_total += 1
+        try:
+            await session.run()
+        finally:
+            self.sessions.discard(session)
+            self.counters.connections -= 1
+
+    def allocate_channel_id(self) -> int:
+        channel_id = self._next_channel_id
+        self._next_channel_id += 1
+        return channel_id
+
+    def worker(self, user_identity: str) -> WorkerStats:
+        stats = self.workers.get(user_identity)
+        if stats is None:
+            stats = self.workers[user_identity] = WorkerStats(user_identity)
+        return stats
+
+    # work and blocks ----------------------------------------------------------------------
+
+    def _on_work_threadsafe(self, work: WorkTemplate) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        loop.call_soon_threadsafe(self.broadcast, work)
+
+    def broadcast(self, work: WorkTemplate) -> None:
+        """Send `work` to every channel (clean jobs when the prev_hash changed)."""
+        started = time.perf_counter()
+        self.work = work
+        self.counters.templates += 1
+        for session in list(self.sessions):
+            session.push_work(work)
+        self.counters.last_broadcast = time.perf_counter() - started
+
+    def submit_block(self, block: Block) -> None:
+        log.info("share meets the network target: submitting block %s", block.hash_hex)
+        self._spawn(self._submit(block))
+
+    async def _submit(self, block: Block) -> None:
+        reason = await asyncio.to_thread(self.source.submit_block, block)
+        self.counters.block_results.append(reason)
+        if reason is None:
+            self.counters.blocks_accepted += 1
+
+    # status -------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        c = self.counters
+        return {
+            "port": self.port,
+            "sv1_port": self.sv1_port or None,
+            "connections": c.connections,
+            "connections_total": c.connections_total,
+            "closed_protocol_error": c.closed_protocol_error,
+            "channels": sum(len(s.channels) for s in self.sessions),
+            "shares_accepted": c.shares_accepted,
+            "shares_rejected": c.shares_rejected,
+            "blocks_found": c.blocks_found,
+            "blocks_accepted": c.blocks_accepted,
+            "templates": c.templates,
+            "last_broadcast_seconds": c.last_broadcast,
+            "workers": {name: w.to_dict() for name, w in self.workers.items()},
+        }

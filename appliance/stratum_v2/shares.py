@@ -1,0 +1,153 @@
+"""Share validation in SRI's order, and the per-channel state it needs.
+
+Order: stale -> job id -> extranonce size -> merkle -> ntime -> version mask -> network target
+(a block: built and returned, and still counted as a share) -> job target -> duplicate.
+Each failure is one `ShareError` code sent back at once; acceptances are acknowledged in
+batches by the server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass, field
+
+from appliance.stratum_v2.errors import ShareError
+from appliance.stratum_v2.jobs import VERSION_ROLLING_MASK, ChannelJobs, ChannelKind, Job
+from appliance.stratum_v2.vardiff import Vardiff, difficulty
+from protocols.bitcoin.block import Block, BlockHeader
+from protocols.sv2.messages import SubmitSharesExtended, SubmitSharesStandard
+
+__all__ = ["Channel", "ShareResult", "WorkerStats", "header_bytes", "validate_share"]
+
+_HEADER_TAIL = struct.Struct("<III")
+_VERSION = struct.Struct("<I")
+_sha256 = hashlib.sha256
+
+
+def header_bytes(
+    version: int, prev_hash: bytes, merkle_root: bytes, ntime: int, nbits: int, nonce: int
+) -> bytes:
+    return _VERSION.pack(version) + prev_hash + merkle_root + _HEADER_TAIL.pack(ntime, nbits, nonce)
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    """Per-worker (channel user_identity) counters for the status APIs."""
+
+    user_identity: str
+    accepted: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    shares_sum: float = 0.0  # sum of accepted share difficulties
+    blocks_found: int = 0
+    last_share_time: float | None = None
+    best_difficulty: float = 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "user_identity": self.user_identity,
+            "accepted": self.accepted,
+            "rejected": dict(self.rejected),
+            "shares_sum": self.shares_sum,
+            "blocks_found": self.blocks_found,
+            "last_share_time": self.last_share_time,
+            "best_difficulty": self.best_difficulty,
+        }
+
+
+@dataclass(slots=True)
+class Channel:
+    """One mining channel: its jobs, target (vardiff), duplicate memory and statistics."""
+
+    channel_id: int
+    user_identity: str
+    jobs: ChannelJobs
+    vardiff: Vardiff
+    stats: WorkerStats
+    version_rolling: bool = True
+    seen: dict[int, set[tuple[int, int, int, bytes]]] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> ChannelKind:
+        return self.jobs.kind
+
+    @property
+    def target(self) -> int:
+        return self.vardiff.target
+
+    def forget_retired(self) -> None:
+        """Drop duplicate memory of jobs no longer live."""
+        live = self.jobs.live
+        for job_id in [j for j in self.seen if j not in live]:
+            del self.seen[job_id]
+
+
+@dataclass(frozen=True, slots=True)
+class ShareResult:
+    error: ShareError | None
+    hash_value: int = 0
+    difficulty: float = 0.0  # credited: the channel target's difficulty
+    hash_difficulty: float = 0.0  # what the hash itself reached
+    block: Block | None = None
+    is_block: bool = False
+    job: Job | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.error is None
+
+
+def validate_share(
+    channel: Channel, share: SubmitSharesStandard | SubmitSharesExtended
+) -> ShareResult:
+    """Validate one share against `channel`; updates duplicate memory but not statistics."""
+    jobs = channel.jobs
+    job_id = share.job_id
+    if jobs.is_stale(job_id):
+        return ShareResult(ShareError.STALE_SHARE)
+    job = jobs.lookup(job_id)
+    if job is None or jobs.prevhash is None:
+        return ShareResult(ShareError.INVALID_JOB_ID)
+    work = job.work
+    if isinstance(share, SubmitSharesExtended):
+        if channel.kind is not ChannelKind.EXTENDED:
+            return ShareResult(ShareError.INVALID_SHARE)
+        extranonce = bytes(share.extranonce)
+        if len(extranonce) != jobs.miner_extranonce_size(work):
+            return ShareResult(ShareError.BAD_EXTRANONCE_SIZE)
+        full_extranonce = jobs.extranonce_prefix + extranonce
+        merkle_root = work.merkle_root(full_extranonce)
+    else:
+        if job.merkle_root is None:
+            return ShareResult(ShareError.INVALID_SHARE)
+        extranonce = b""
+        full_extranonce = jobs.extranonce_prefix
+        merkle_root = job.merkle_root
+    prev = jobs.prevhash
+    if share.ntime < prev.min_ntime:
+        return ShareResult(ShareError.INVALID_TIMESTAMP)
+    if share.version != job.version:
+        mask = VERSION_ROLLING_MASK if channel.version_rolling else 0
+        if (share.version & ~mask) != (job.version & ~mask):
+            return ShareResult(ShareError.VERSION_ROLLING_NOT_ALLOWED)
+    raw = header_bytes(
+        share.version, prev.prev_hash, merkle_root, share.ntime, prev.nbits, share.nonce
+    )
+    digest = _sha256(_sha256(raw).digest()).digest()
+    value = int.from_bytes(digest, "little")
+    block = None
+    is_block = value <= work.network_target
+    if is_block:
+        header = BlockHeader(
+            share.version, prev.prev_hash, merkle_root, share.ntime, prev.nbits, share.nonce
+        )
+        block = work.block(full_extranonce, header)
+    if value > channel.target and not is_block:
+        return ShareResult(ShareError.DIFFICULTY_TOO_LOW, value, job=job)
+    key = (share.nonce, share.ntime, share.version, extranonce)
+    seen = channel.seen.setdefault(job_id, set())
+    if key in seen:
+        return ShareResult(ShareError.DUPLICATE_SHARE, value, job=job)
+    seen.add(key)
+    credited = difficulty(channel.target)
+    return ShareResult(None, value, credited, difficulty(value or 1), block, is_block, job)

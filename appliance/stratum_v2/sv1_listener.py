@@ -1,0 +1,250 @@
+"""SV1 listener for LAN miners that only speak Stratum V1 (Bitaxe, S9, ...).
+
+Each SV1 connection is treated as one extended channel: extranonce1 is the channel's slice
+of the template's extranonce space, extranonce2 the miner's; jobs are the same
+`ChannelJobs` the SV2 side uses, so shares go through the very same `validate_share` (SRI's
+order) and blocks through the same path. SV1 has no batching: every submit is answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from appliance.stratum_v2.errors import ShareError
+from appliance.stratum_v2.jobs import CHANNEL_PREFIX_SIZE, ChannelJobs, ChannelKind, WorkTemplate
+from appliance.stratum_v2.shares import Channel, validate_share
+from appliance.stratum_v2.vardiff import Vardiff, difficulty
+from protocols.stratum_v1 import events as ev
+from protocols.stratum_v1.connection import ServerConnection
+from protocols.stratum_v1.errors import ErrorCode, ProtocolError
+from protocols.stratum_v1.work import apply_version_bits, difficulty_to_target, version_bits_allowed
+from protocols.sv2.messages import NewExtendedMiningJob, SetNewPrevHash, SubmitSharesExtended
+
+if TYPE_CHECKING:
+    from appliance.stratum_v2.server import Sv2Server
+
+__all__ = ["SV1_EXTRANONCE2_SIZE", "SV1_VERSION_MASK", "Sv1Session"]
+
+log = logging.getLogger("blvm.stratum_v2.sv1")
+
+#: extranonce2 bytes SV1 miners get (what common ASIC firmware expects).
+SV1_EXTRANONCE2_SIZE = 8
+#: BIP320 mask: what SV1 ASICs negotiate through mining.configure.
+SV1_VERSION_MASK = 0x1FFFE000
+READ_SIZE = 65536
+
+_SV1_CODES = {
+    ShareError.STALE_SHARE: ErrorCode.JOB_NOT_FOUND,
+    ShareError.INVALID_JOB_ID: ErrorCode.JOB_NOT_FOUND,
+    ShareError.DUPLICATE_SHARE: ErrorCode.DUPLICATE_SHARE,
+    ShareError.DIFFICULTY_TOO_LOW: ErrorCode.LOW_DIFFICULTY_SHARE,
+}
+
+
+def exact_difficulty_target(target: int) -> tuple[float, int]:
+    """The SV1 difficulty for a target, and the target the miner will derive back from it."""
+    diff = max(difficulty(target), 1e-12)
+    return diff, difficulty_to_target(diff)
+
+
+class Sv1Session:
+    """One SV1 miner connection, served as one extended channel."""
+
+    def __init__(
+        self, server: Sv2Server, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.server = server
+        self.reader = reader
+        self.writer = writer
+        self.peer = writer.get_extra_info("peername")
+        self.conn = ServerConnection()
+        self.channels: dict[int, Channel] = {}
+        self.channel: Channel | None = None
+        self.closed = False
+        self.sequence = 0
+
+    # io -----------------------------------------------------------------------------------
+
+    def write(self, event: Any) -> None:
+        if not self.closed:
+            self.writer.write(self.conn.send(event))
+
+    async def run(self) -> None:
+        try:
+            while True:
+                if self.channel is None:
+                    async with asyncio.timeout(self.server.config.handshake_timeout):
+                        data = await self.reader.read(READ_SIZE)
+                else:
+                    data = await self.reader.read(READ_SIZE)
+                if not data:
+                    break
+                for event in self.conn.receive_data(data):
+                    self.handle(event)
+                await self.writer.drain()
+        except ProtocolError as exc:
+            self.server.counters.closed_protocol_error += 1
+            log.warning("closing SV1 %s: protocol error: %s", self.peer, exc)
+        except TimeoutError:
+            log.info("closing SV1 %s: not subscribed within the handshake timeout", self.peer)
+        except (ConnectionError, OSError) as exc:
+            log.info("SV1 connection %s lost: %s", self.peer, exc)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.writer.close()
+
+    # requests -----------------------------------------------------------------------------
+
+    def handle(self, event: object) -> None:
+        if isinstance(event, ev.Configure):
+            self.write(self.conn.configure_result(event, SV1_VERSION_MASK))
+        elif isinstance(event, ev.Subscribe):
+            self.on_subscribe(event)
+        elif isinstance(event, ev.Authorize):
+            self.write(ev.AuthorizeResult(event.req_id, True))
+            if self.channel is not None:
+                self.channel.user_identity = event.username
+                self.channel.stats = self.server.worker(event.username)
+                self.send_difficulty()
+                if self.server.work is not None:
+                    self.push_work(self.server.work)
+        elif isinstance(event, ev.SuggestDifficulty):
+            self.write(ev.Ack(event.req_id))
+            if self.channel is not None and event.difficulty > 0:
+                self.channel.vardiff.target = min(
+                    difficulty_to_target(event.difficulty), self.channel.vardiff.max_target
+                )
+                self.send_difficulty()
+        elif isinstance(event, ev.ExtranonceSubscribe):
+            self.write(ev.Ack(event.req_id))
+        elif isinstance(event, ev.Submit):
+            self.on_submit(event)
+        elif isinstance(event, ev.UnknownMethod) and event.req_id is not None:
+            self.write(ServerConnection.error(event.req_id, ErrorCode.OTHER, "unknown method"))
+
+    def on_subscribe(self, event: ev.Subscribe) -> None:
+        if self.channel is not None:
+            self.write(ServerConnection.error(event.req_id, ErrorCode.OTHER, "already subscribed"))
+            return
+        server = self.server
+        space = server.source.extranonce_size
+        channel_id = server.allocate_channel_id()
+        prefix_len = space - SV1_EXTRANONCE2_SIZE
+        extranonce1 = channel_id.to_bytes(CHANNEL_PREFIX_SIZE, "big") + bytes(
+            prefix_len - CHANNEL_PREFIX_SIZE
+        )
+        vardiff = Vardiff.start(
+            server.config.sv1_initial_hashrate,
+            server.config.shares_per_minute,
+            server.clock(),
+            interval=server.config.vardiff_interval,
+        )
+        self.channel = Channel(
+            channel_id,
+            event.user_agent or "sv1",
+            ChannelJobs(channel_id, ChannelKind.EXTENDED, extranonce1),
+            vardiff,
+            server.worker(event.user_agent or "sv1"),
+        )
+        self.channels[channel_id] = self.channel
+        self.write(ev.SubscribeResult(event.req_id, extranonce1, SV1_EXTRANONCE2_SIZE))
+        log.info("SV1 %s subscribed (%s) as channel %d", self.peer, event.user_agent, channel_id)
+
+    def send_difficulty(self) -> None:
+        channel = self.channel
+        assert channel is not None
+        diff, exact = exact_difficulty_target(channel.vardiff.target)
+        channel.vardiff.target = exact
+        self.write(ev.SetDifficulty(diff))
+
+    def on_submit(self, submit: ev.Submit) -> None:
+        server = self.server
+        code = self.conn.check_submit(submit)
+        channel = self.channel
+        if code is None and channel is None:
+            code = ErrorCode.NOT_SUBSCRIBED
+        if code is not None or channel is None:
+            server.counters.shares_rejected += 1
+            self.write(ServerConnection.reject(submit.req_id, code or ErrorCode.OTHER))
+            return
+        try:
+            job_id = int(submit.job_id, 16)
+        except ValueError:
+            job_id = -1
+        job = channel.jobs.lookup(job_id) if job_id >= 0 else None
+        version = job.version if job is not None else 0
+        if submit.version_bits is not None:
+            mask = self.conn.version_mask or 0
+            if not version_bits_allowed(submit.version_bits, mask, version):
+                server.counters.shares_rejected += 1
+                self.write(ServerConnection.reject(submit.req_id, ErrorCode.OTHER, "bad version"))
+                return
+            version = apply_version_bits(version, submit.version_bits, mask)
+        self.sequence += 1
+        share = SubmitSharesExtended(
+            channel.channel_id,
+            self.sequence,
+            job_id if 0 <= job_id <= 0xFFFFFFFF else 0,
+            submit.nonce,
+            submit.ntime,
+            version,
+            submit.extranonce2,
+        )
+        result = validate_share(channel, share)
+        stats = channel.stats
+        if result.is_block:
+            server.counters.blocks_found += 1
+            stats.blocks_found += 1
+            if result.block is not None:
+                server.submit_block(result.block)
+        if result.error is not None:
+            server.counters.shares_rejected += 1
+            stats.rejected[result.error] = stats.rejected.get(result.error, 0) + 1
+            sv1_code = _SV1_CODES.get(result.error, ErrorCode.OTHER)
+            self.write(ServerConnection.reject(submit.req_id, sv1_code, str(result.error)))
+            return
+        server.counters.shares_accepted += 1
+        stats.accepted += 1
+        stats.shares_sum += result.difficulty
+        stats.best_difficulty = max(stats.best_difficulty, result.hash_difficulty)
+        self.write(ev.SubmitResult(submit.req_id, True))
+        if channel.vardiff.on_share(server.clock()) is not None:
+            self.send_difficulty()
+
+    # server duties ------------------------------------------------------------------------
+
+    def flush_acks(self) -> None:
+        """SV1 answers every submit at once: nothing to flush."""
+
+    def poll_vardiff(self, now: float) -> None:
+        if self.channel is not None and self.channel.vardiff.poll(now) is not None:
+            self.send_difficulty()
+
+    def push_work(self, work: WorkTemplate) -> None:
+        channel = self.channel
+        if self.closed or channel is None or not self.conn.authorized_workers:
+            return
+        messages = channel.jobs.new_job(work)
+        channel.forget_retired()
+        job = messages[0]
+        assert isinstance(job, NewExtendedMiningJob)
+        clean = any(isinstance(m, SetNewPrevHash) for m in messages)
+        self.write(
+            ev.Notify(
+                job_id=f"{job.job_id:x}",
+                prevhash=work.prev_hash,
+                coinb1=work.coinbase_prefix,
+                coinb2=work.coinbase_suffix,
+                merkle_branch=work.merkle_path,
+                version=work.version,
+                nbits=work.nbits,
+                ntime=work.min_ntime,
+                clean_jobs=clean,
+            )
+        )
