@@ -9,11 +9,12 @@ hand their settings (fan duty, output voltage, on/off) back to it; see
 
 from __future__ import annotations
 
-import enum
 import math
 from dataclasses import dataclass
 
 from drivers.i2c.bus import I2CError
+from drivers.i2c.emc2101 import Reg
+from drivers.i2c.pmbus import Cmd
 from drivers.sim.faults import FaultState
 
 EMC2101_ADDRESS = 0x4C
@@ -65,25 +66,8 @@ class SimI2CDevice:
             self.write_byte(reg + i, value)
 
 
-class EmcReg(enum.IntEnum):
-    INTERNAL_TEMP = 0x00
-    EXTERNAL_TEMP_MSB = 0x01
-    STATUS = 0x02
-    CONFIG = 0x03
-    CONVERSION_RATE = 0x04
-    EXTERNAL_TEMP_LSB = 0x10
-    TACH_LSB = 0x46
-    TACH_MSB = 0x47
-    TACH_LIMIT_LSB = 0x48
-    TACH_LIMIT_MSB = 0x49
-    FAN_CONFIG = 0x4A
-    FAN_SPINUP = 0x4B
-    FAN_SETTING = 0x4C
-    PWM_FREQ = 0x4D
-    PWM_DIVIDE = 0x4E
-    PRODUCT_ID = 0xFD
-    MANUFACTURER_ID = 0xFE
-    REVISION = 0xFF
+# Register maps are the drivers': the part and its driver must agree on them.
+EmcReg = Reg
 
 
 EMC_STATUS_TACH_LOW = 0x01
@@ -182,45 +166,7 @@ class SimEMC2101(SimI2CDevice):
         self.regs[reg] = value & 0xFF
 
 
-class PmbusCmd(enum.IntEnum):
-    OPERATION = 0x01
-    ON_OFF_CONFIG = 0x02
-    CLEAR_FAULTS = 0x03
-    WRITE_PROTECT = 0x10
-    VOUT_MODE = 0x20
-    VOUT_COMMAND = 0x21
-    VOUT_MAX = 0x24
-    VOUT_SCALE_LOOP = 0x29
-    FREQUENCY_SWITCH = 0x33
-    VIN_ON = 0x35
-    VIN_OFF = 0x36
-    VOUT_OV_FAULT_LIMIT = 0x40
-    VOUT_OV_FAULT_RESPONSE = 0x41
-    VOUT_OV_WARN_LIMIT = 0x42
-    VOUT_UV_WARN_LIMIT = 0x43
-    VOUT_UV_FAULT_LIMIT = 0x44
-    VOUT_UV_FAULT_RESPONSE = 0x45
-    IOUT_OC_FAULT_LIMIT = 0x46
-    IOUT_OC_FAULT_RESPONSE = 0x47
-    IOUT_OC_WARN_LIMIT = 0x4A
-    OT_FAULT_LIMIT = 0x4F
-    OT_FAULT_RESPONSE = 0x50
-    OT_WARN_LIMIT = 0x51
-    VIN_OV_FAULT_LIMIT = 0x55
-    VIN_OV_FAULT_RESPONSE = 0x56
-    VIN_UV_WARN_LIMIT = 0x58
-    STATUS_BYTE = 0x78
-    STATUS_WORD = 0x79
-    STATUS_VOUT = 0x7A
-    STATUS_IOUT = 0x7B
-    STATUS_INPUT = 0x7C
-    STATUS_TEMPERATURE = 0x7D
-    STATUS_CML = 0x7E
-    READ_VIN = 0x88
-    READ_VOUT = 0x8B
-    READ_IOUT = 0x8C
-    READ_TEMPERATURE_1 = 0x8D
-    MFR_ID = 0x99
+PmbusCmd = Cmd
 
 
 VOUT_MODE_VALUE = 0x17  # ULINEAR16, exponent -9
