@@ -210,11 +210,12 @@ class _Session:
         self.group_channel_id = self.server.allocate_channel_id()
         self.write(SetupConnectionSuccess(PROTOCOL_VERSION, 0))
         log.info(
-            "%s: SetupConnection from %s %s %s",
+            "%s: SetupConnection from %r %r %r, flags 0x%x",
             self.peer,
             msg.vendor,
             msg.hardware_version,
             msg.device_id,
+            msg.flags,
         )
 
     def on_request_extensions(self, msg: RequestExtensions) -> None:

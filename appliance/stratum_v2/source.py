@@ -103,9 +103,12 @@ class NodeTemplateSource:
         that take ntime from their own clock at job start need a new job now and then)."""
         with self._lock:
             work = self._rebuild(force)
-            callbacks = list(self._callbacks) if work is not None else []
-        for callback in callbacks:
-            callback(work)  # type: ignore[arg-type]
+            if work is None:
+                return
+            # Notify under the lock so two racing refreshes cannot deliver out of order
+            # (callbacks only hand the work to an event loop).
+            for callback in list(self._callbacks):
+                callback(work)
 
     def _on_tip(self, change: TipChange) -> None:
         log.info("new tip %s at height %d", change.new.hash_hex, change.new.height)
@@ -156,7 +159,7 @@ class PushedWorkSource:
         self._extranonce_size = work.extranonce_size if work is not None else extranonce_size
         self._sink = block_sink
         self._callbacks: list[WorkCallback] = []
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     @property
     def extranonce_size(self) -> int:
@@ -181,9 +184,8 @@ class PushedWorkSource:
             raise ValueError("pushed work must keep the extranonce space size")
         with self._lock:
             self._work = work
-            callbacks = list(self._callbacks)
-        for callback in callbacks:
-            callback(work)
+            for callback in list(self._callbacks):
+                callback(work)
 
     def refresh(self, force: bool = False) -> None:
         if force and self._work is not None:

@@ -279,7 +279,7 @@ class TemplateProvider:
         if behind > SYNC_SLACK_BLOCKS:
             if not self._held_back:
                 log.info(
-                    "template provider: holding back work, the node is %d blocks behind its best header",
+                    "template provider: holding back work while syncing (%d blocks behind)",
                     behind,
                 )
             self._held_back = True

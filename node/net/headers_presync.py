@@ -76,7 +76,15 @@ class HeadersPresync:
     """Per-peer state for one low-work header sync that started at ``start`` (in our tree)."""
 
     def __init__(
-        self, start: HeaderEntry, threshold: int, params: ChainParams, *, salt: bytes, offset: int
+        self,
+        start: HeaderEntry,
+        threshold: int,
+        params: ChainParams,
+        *,
+        salt: bytes,
+        offset: int,
+        period: int = COMMITMENT_PERIOD,
+        buffer: int = REDOWNLOAD_BUFFER,
     ) -> None:
         self.params = params
         self.start_hash = start.hash
@@ -84,7 +92,9 @@ class HeadersPresync:
         self.threshold = threshold
         self.phase = Phase.PRESYNC
         self._salt = salt
-        self._offset = offset % COMMITMENT_PERIOD
+        self._period = period
+        self._offset = offset % period
+        self._buffer_max = buffer
         # presync
         self.presync_count = 0
         self.presync_work = start.chainwork
@@ -145,7 +155,7 @@ class HeadersPresync:
             block_hash, bits = self._check(raw, self._last_hash, self._last_bits, height)
             self.presync_count += 1
             self.presync_work += block_work(bits)
-            if height % COMMITMENT_PERIOD == self._offset:
+            if height % self._period == self._offset:
                 self._commitments.append(self._commit_bit(block_hash))
             self._last_hash = block_hash
             self._last_bits = bits
@@ -164,7 +174,7 @@ class HeadersPresync:
             block_hash, bits = self._check(raw, self._rd_last_hash, self._rd_last_bits, height)
             if height > self.presync_height:
                 raise PresyncError("redownloaded chain is longer than the presynced one")
-            if height % COMMITMENT_PERIOD == self._offset:
+            if height % self._period == self._offset:
                 if self._commitments[self._rd_commit_index] != self._commit_bit(block_hash):
                     raise PresyncError("redownloaded headers do not match the presynced ones")
                 self._rd_commit_index += 1
@@ -182,7 +192,7 @@ class HeadersPresync:
                 if full:
                     step.request_from = _sha256(_sha256(raws[-1]).digest()).digest()
                 return step
-        while len(self._buffer) > REDOWNLOAD_BUFFER:
+        while len(self._buffer) > self._buffer_max:
             step.release.append(self._buffer.popleft())
         if not full:
             raise PresyncError("redownload ended below the work threshold")

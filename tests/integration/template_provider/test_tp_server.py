@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
 import time
 from pathlib import Path
@@ -262,15 +261,6 @@ def test_tp_submitted_invalid_block_is_rejected_not_fatal(tp_env, tmp_path: Path
             await tp.stop()
 
     asyncio.run(scenario())
-
-
-def test_tp_keys_file_is_private_and_stable(tmp_path: Path) -> None:
-    keys = load_or_create_keys(tmp_path)
-    path = tmp_path / "sv2_tp_keys.json"
-    assert path.stat().st_mode & 0o777 == 0o600
-    assert load_or_create_keys(tmp_path) == keys
-    assert keys.authority_public_text in path.read_text()
-    assert os.listdir(tmp_path) == ["sv2_tp_keys.json"]  # no temp files left behind
 
 
 def test_tp_holds_back_work_while_the_node_syncs(tp_env, tmp_path: Path) -> None:

@@ -201,9 +201,9 @@ class NodeTemplateProvider(threading.Thread):
     SRI role mines carries transactions (merkle path, witness commitment, fees).
     """
 
-    def __init__(self, datadir: Path) -> None:
+    def __init__(self, datadir: Path, n_blocks: int = 110, n_txs: int = 2) -> None:
         super().__init__(daemon=True)
-        blocks, coins = regtest_chain(110, seed=b"sv2-interop-tp")
+        blocks, coins = regtest_chain(n_blocks, seed=b"sv2-interop-tp") if n_blocks else ([], [])
         self.chain = Chainstate.open(datadir / "node", REGTEST, script_threads=1)
         for raw in blocks:
             assert self.chain.process_block(raw).status is BlockStatus.ACCEPTED
@@ -211,7 +211,7 @@ class NodeTemplateProvider(threading.Thread):
         self.mempool = Mempool(self.chain, clock=clock)
         self.coins = coins
         self.txs = []
-        for n, coin in enumerate(coins[:2]):
+        for n, coin in enumerate(coins[:n_txs]):
             tx, _ = spend([coin], 1, fee=2_000 + 1_000 * n)
             assert self.mempool.accept(tx).accepted
             self.txs.append(tx)
@@ -464,6 +464,38 @@ def test_sv2_sri_role_mines_a_block_on_our_node_template_provider(
         # The TP pushes the next tip's work to the role at once.
         _wait_until(lambda: tp.stats.prev_hashes_sent >= 2, 30, "new work after the block")
         assert node.error is None, node.error
+    except BaseException:
+        log.flush()
+        print(log_path.read_text()[-4000:])
+        raise
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        log.close()
+        node.close()
+
+
+def test_sv2_sri_jdc_mines_height_one_on_a_fresh_node(tmp_path: Path) -> None:
+    """`blvm up` starts at genesis: the BIP34 prefix of height 1 is the one-byte OP_1."""
+    role = "jd_client_sv2"
+    if not (BIN / role).exists():
+        require_interop(f"SRI {role} not built at {BIN / role}; run scripts/install-sri.sh")
+    node = NodeTemplateProvider(tmp_path, n_blocks=0, n_txs=0)
+    node.start()
+    assert node.started.wait(30) and node.error is None, node.error
+    tp = node.tp
+    pool_port = _free_port()
+    config = _jdc_config(pool_port, tp.port, _payout(), tp.keys.authority_public_text)
+    proc, log, log_path = _start_role(tmp_path, role, config)
+    try:
+        _wait_until(lambda: tp.stats.prev_hashes_sent >= 1, 60, "template sent to the role")
+        miner = Miner(pool_port)
+        nonce, _ = miner.mine_and_submit()
+        miner.close()
+        _wait_until(lambda: node.chain.height == 1, 30, "block 1 connected by the node")
+        block = node.chain.get_block(node.chain.tip.hash)
+        assert block.header.nonce == nonce and len(block.txs) == 1
+        assert block.txs[0].inputs[0].script_sig[:1] == b"\x51"
     except BaseException:
         log.flush()
         print(log_path.read_text()[-4000:])

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from node.chain.errors import ConsensusError
 from node.chain.headers import FORK_HEADERS_FULL, HeaderTree
@@ -135,3 +138,61 @@ def test_tree_bounds_entries_off_the_best_chain() -> None:
     # A header that becomes best is always taken: the fork overtakes the main chain.
     more = extend(tree, main[-1], 1, tag=4)
     assert tree.best is more[-1]
+
+
+_CHAIN: list[bytes] = []
+
+
+def _shared_chain() -> list[bytes]:
+    if not _CHAIN:
+        g = HeaderTree(REGTEST).genesis
+        _CHAIN.extend(chain_from(g.hash, g.time, 300, tag=9))
+    return _CHAIN
+
+
+def _split(raws: list[bytes], cuts: list[int]) -> list[list[bytes]]:
+    points = sorted({c % len(raws) for c in cuts} | {0, len(raws)})
+    return [raws[a:b] for a, b in itertools.pairwise(points) if b > a]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    length=st.integers(1, 300),
+    need=st.integers(1, 300),
+    cuts1=st.lists(st.integers(0, 299), max_size=6),
+    cuts2=st.lists(st.integers(0, 299), max_size=6),
+    period=st.integers(1, 40),
+    offset=st.integers(0, 1000),
+    buffer=st.integers(0, 120),
+)
+def test_any_batching_releases_exactly_the_chain_in_order(
+    length, need, cuts1, cuts2, period, offset, buffer
+) -> None:
+    """However the peer splits its answers, a chain reaching the threshold is released whole
+    and in order, and one that never reaches it releases nothing."""
+    g = HeaderTree(REGTEST).genesis
+    raws = _shared_chain()[:length]
+    threshold = g.chainwork * (need + 1)  # reached at height ``need``
+    sync = HeadersPresync(
+        g, threshold, REGTEST, salt=b"p" * 16, offset=offset, period=period, buffer=buffer
+    )
+    parts = _split(raws, cuts1)
+    released: list[bytes] = []
+    for i, part in enumerate(parts):
+        step = sync.feed(part, i < len(parts) - 1)
+        released += step.release
+        if sync.phase is not Phase.PRESYNC:
+            break
+    if need > length:
+        assert step.abandoned and not released and sync.presync_count == length
+        return
+    assert sync.phase is Phase.REDOWNLOAD and sync.presync_count == need and not released
+    parts = _split(raws, cuts2)
+    for i, part in enumerate(parts):
+        step = sync.feed(part, i < len(parts) - 1 or len(part) == 2000)
+        released += step.release
+        assert sync.buffered <= max(buffer, 0) or sync.phase is Phase.DONE
+        if sync.phase is Phase.DONE:
+            break
+    assert sync.phase is Phase.DONE
+    assert released == raws[: len(released)] and len(released) >= need
