@@ -50,6 +50,7 @@ class NodeConfig:
     sv2_tp_bind: str = "127.0.0.1"
     sv2_tp_fee_delta: int = 1_000  # satoshis
     sv2_tp_interval: float = 30.0  # seconds between fee-driven template updates
+    sv2_tp_empty_first: bool = False  # on a new tip, an empty template before the full one
     #: False when the port is only the default: if it is taken (a second node on the
     #: machine), the node runs on without a template provider instead of failing to start.
     sv2_tp_required: bool = True
@@ -124,6 +125,7 @@ class NodeService:
                     port=cfg.sv2_tp_port,
                     fee_delta=cfg.sv2_tp_fee_delta,
                     fee_interval=cfg.sv2_tp_interval,
+                    empty_first=cfg.sv2_tp_empty_first,
                 ),
             )
             try:

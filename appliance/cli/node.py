@@ -67,6 +67,7 @@ async def run_node(args: argparse.Namespace) -> int:
         sv2_tp_bind=args.sv2_tp_bind,
         sv2_tp_fee_delta=args.sv2_tp_fee_delta,
         sv2_tp_interval=args.sv2_tp_interval,
+        sv2_tp_empty_first=args.sv2_tp_empty_first,
         sv2_tp_required=args.sv2_tp_port is not None,
     )
     if args.print_sv2_tp_key:
@@ -233,6 +234,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=30.0,
         metavar="SECONDS",
         help="at most one fee-driven template update per this many seconds (default 30)",
+    )
+    p.add_argument(
+        "--sv2-tp-empty-first",
+        action="store_true",
+        help="on a new tip send an empty template at once, then the full one (less work on "
+        "the old tip; a block found in between carries no fees)",
     )
     p.add_argument(
         "--print-sv2-tp-key",

@@ -34,6 +34,7 @@ __all__ = [
     "VERSION_ROLLING_MASK",
     "ChannelJobs",
     "ChannelKind",
+    "GroupChannel",
     "Job",
     "PrevHash",
     "WorkTemplate",
@@ -195,9 +196,15 @@ class ChannelJobs:
     def is_stale(self, job_id: int) -> bool:
         return job_id in self.stale
 
-    def new_job(self, work: WorkTemplate) -> list[Message]:
-        """Messages announcing `work` on this channel (plus SetNewPrevHash when it is clean)."""
-        job_id = self._alloc_id()
+    def new_job(self, work: WorkTemplate, job_id: int | None = None) -> list[Message]:
+        """Messages announcing `work` on this channel (plus SetNewPrevHash when it is clean).
+
+        `job_id` is given when a group channel chose the id for all its members.
+        """
+        if job_id is None:
+            job_id = self._alloc_id()
+        else:
+            self.next_job_id = max(self.next_job_id, job_id + 1)
         root = None
         if self.kind is ChannelKind.STANDARD:
             root = work.merkle_root(self.extranonce_prefix)
@@ -232,3 +239,61 @@ class ChannelJobs:
             self.channel_id, job_id, work.prev_hash, work.min_ntime, work.nbits
         )
         return [announce, activate]
+
+
+@dataclass(slots=True)
+class GroupChannel:
+    """Standard channels of one connection whose jobs go out once, on the group channel.
+
+    The group gets NewExtendedMiningJob + SetNewPrevHash (the client computes each member's
+    merkle root from its extranonce_prefix); every member's job book records the same job id,
+    so shares are still validated per channel. Used when the client did not set
+    REQUIRES_STANDARD_JOBS.
+    """
+
+    group_channel_id: int
+    members: dict[int, ChannelJobs] = field(default_factory=dict)
+    prev_hash: bytes | None = None
+    next_job_id: int = 1
+    current_job_id: int = 0
+
+    def add(self, member: ChannelJobs, work: WorkTemplate | None) -> list[Message]:
+        """Join a channel; returns what brings it up to date (a group job, or its own)."""
+        self.members[member.channel_id] = member
+        if work is None:
+            return []
+        if self.current_job_id == 0:
+            return self.new_job(work)
+        return member.new_job(work, job_id=self.current_job_id)
+
+    def remove(self, channel_id: int) -> None:
+        self.members.pop(channel_id, None)
+
+    def new_job(self, work: WorkTemplate) -> list[Message]:
+        if not self.members:
+            return []
+        job_id = self.next_job_id
+        self.next_job_id = job_id + 1 if job_id < 0xFFFFFFFF else 1
+        for member in self.members.values():
+            member.new_job(work, job_id=job_id)
+        self.current_job_id = job_id
+        clean = self.prev_hash != work.prev_hash
+        group = self.group_channel_id
+        messages: list[Message] = [
+            NewExtendedMiningJob(
+                group,
+                job_id,
+                None if clean else work.min_ntime,
+                work.version,
+                True,
+                work.merkle_path,
+                work.coinbase_prefix,
+                work.coinbase_suffix,
+            )
+        ]
+        if clean:
+            self.prev_hash = work.prev_hash
+            messages.append(
+                SetNewPrevHash(group, job_id, work.prev_hash, work.min_ntime, work.nbits)
+            )
+        return messages

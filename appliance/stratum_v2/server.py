@@ -22,7 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from appliance.stratum_v2.errors import ShareError
-from appliance.stratum_v2.jobs import CHANNEL_PREFIX_SIZE, ChannelJobs, ChannelKind, WorkTemplate
+from appliance.stratum_v2.jobs import (
+    CHANNEL_PREFIX_SIZE,
+    ChannelJobs,
+    ChannelKind,
+    GroupChannel,
+    WorkTemplate,
+)
 from appliance.stratum_v2.shares import Channel, WorkerStats, validate_share
 from appliance.stratum_v2.source import TemplateSource
 from appliance.stratum_v2.sv1_listener import Sv1Session
@@ -32,6 +38,7 @@ from protocols.sv2.connection import HandshakeComplete, Sv2Connection, UnknownMe
 from protocols.sv2.errors import ProtocolError
 from protocols.sv2.messages import (
     CloseChannel,
+    MiningClientFlags,
     OpenExtendedMiningChannel,
     OpenExtendedMiningChannelSuccess,
     OpenMiningChannelError,
@@ -122,6 +129,7 @@ class _Session:
         self.channels: dict[int, Channel] = {}
         self.acks: dict[int, _PendingAck] = {}
         self.group_channel_id = 0
+        self.group: GroupChannel | None = None  # standard channels share jobs via the group
         self.closed = False
 
     # io -----------------------------------------------------------------------------------
@@ -161,6 +169,8 @@ class _Session:
             log.info("closing %s: no SetupConnection within the handshake timeout", self.peer)
         except (ConnectionError, OSError) as exc:
             log.info("connection %s lost: %s", self.peer, exc)
+        except Exception:  # a bug must cost this connection only, never the listener
+            log.exception("internal error while serving %s", self.peer)
         finally:
             self.close()
 
@@ -190,6 +200,8 @@ class _Session:
         elif isinstance(event, RequestExtensions):
             self.on_request_extensions(event)
         elif isinstance(event, CloseChannel):
+            if self.group is not None:
+                self.group.remove(event.channel_id)
             self.acks.pop(event.channel_id, None)
             self.channels.pop(event.channel_id, None)
         elif isinstance(event, UnknownMessage):
@@ -208,6 +220,8 @@ class _Session:
             raise _Close(f"versions {msg.min_version}..{msg.max_version} exclude 2")
         self.setup = msg
         self.group_channel_id = self.server.allocate_channel_id()
+        if not msg.flags & MiningClientFlags.REQUIRES_STANDARD_JOBS:
+            self.group = GroupChannel(self.group_channel_id)
         self.write(SetupConnectionSuccess(PROTOCOL_VERSION, 0))
         log.info(
             "%s: SetupConnection from %r %r %r, flags 0x%x",
@@ -266,7 +280,7 @@ class _Session:
                     target,
                     space - CHANNEL_PREFIX_SIZE,
                     prefix,
-                    self.group_channel_id,
+                    0,  # extended channels get their own jobs: no group
                 )
             )
         else:
@@ -284,7 +298,9 @@ class _Session:
             msg.nominal_hash_rate,
             vardiff.target,
         )
-        if server.work is not None:
+        if self.group is not None and kind is ChannelKind.STANDARD:
+            self.write_many(self.group.add(channel.jobs, server.work))
+        elif server.work is not None:
             self.write_many(channel.jobs.new_job(server.work))
 
     def on_update(self, msg: UpdateChannel) -> None:
@@ -379,8 +395,12 @@ class _Session:
         if self.closed:
             return
         messages: list[Message] = []
+        group = self.group
+        if group is not None:
+            messages += group.new_job(work)
         for channel in self.channels.values():
-            messages += channel.jobs.new_job(work)
+            if group is None or channel.channel_id not in group.members:
+                messages += channel.jobs.new_job(work)
             channel.forget_retired()
         if messages:
             self.write_many(messages)

@@ -98,9 +98,16 @@ class ShareResult:
 
 
 def validate_share(
-    channel: Channel, share: SubmitSharesStandard | SubmitSharesExtended
+    channel: Channel,
+    share: SubmitSharesStandard | SubmitSharesExtended,
+    target: int | None = None,
 ) -> ShareResult:
-    """Validate one share against `channel`; updates duplicate memory but not statistics."""
+    """Validate one share against `channel`; updates duplicate memory but not statistics.
+
+    `target` overrides the channel's current one (SV1 applies a new difficulty from the next
+    job on, so a share is judged by the target in force when its job was sent).
+    """
+    share_target = channel.target if target is None else target
     jobs = channel.jobs
     job_id = share.job_id
     if jobs.is_stale(job_id):
@@ -142,12 +149,12 @@ def validate_share(
             share.version, prev.prev_hash, merkle_root, share.ntime, prev.nbits, share.nonce
         )
         block = work.block(full_extranonce, header)
-    if value > channel.target and not is_block:
+    if value > share_target and not is_block:
         return ShareResult(ShareError.DIFFICULTY_TOO_LOW, value, job=job)
     key = (share.nonce, share.ntime, share.version, extranonce)
     seen = channel.seen.setdefault(job_id, set())
     if key in seen:
         return ShareResult(ShareError.DUPLICATE_SHARE, value, job=job)
     seen.add(key)
-    credited = difficulty(channel.target)
+    credited = difficulty(share_target)
     return ShareResult(None, value, credited, difficulty(value or 1), block, is_block, job)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from appliance.stratum_v2.errors import ShareError
 from appliance.stratum_v2.jobs import CHANNEL_PREFIX_SIZE, ChannelJobs, ChannelKind, WorkTemplate
-from appliance.stratum_v2.shares import Channel, validate_share
+from appliance.stratum_v2.shares import Channel, WorkerStats, validate_share
 from appliance.stratum_v2.vardiff import Vardiff, difficulty
 from protocols.stratum_v1 import events as ev
 from protocols.stratum_v1.connection import ServerConnection
@@ -64,6 +64,7 @@ class Sv1Session:
         self.channel: Channel | None = None
         self.closed = False
         self.sequence = 0
+        self.job_targets: dict[int, int] = {}  # target in force when each job was notified
 
     # io -----------------------------------------------------------------------------------
 
@@ -91,6 +92,8 @@ class Sv1Session:
             log.info("closing SV1 %s: not subscribed within the handshake timeout", self.peer)
         except (ConnectionError, OSError) as exc:
             log.info("SV1 connection %s lost: %s", self.peer, exc)
+        except Exception:  # a bug must cost this connection only, never the listener
+            log.exception("internal error while serving %s", self.peer)
         finally:
             self.close()
 
@@ -150,7 +153,7 @@ class Sv1Session:
             event.user_agent or "sv1",
             ChannelJobs(channel_id, ChannelKind.EXTENDED, extranonce1),
             vardiff,
-            server.worker(event.user_agent or "sv1"),
+            WorkerStats(event.user_agent or "sv1"),  # registered under the authorized name
         )
         self.channels[channel_id] = self.channel
         self.write(ev.SubscribeResult(event.req_id, extranonce1, SV1_EXTRANONCE2_SIZE))
@@ -196,7 +199,7 @@ class Sv1Session:
             version,
             submit.extranonce2,
         )
-        result = validate_share(channel, share)
+        result = validate_share(channel, share, self.job_targets.get(share.job_id))
         stats = channel.stats
         if result.is_block:
             server.counters.blocks_found += 1
@@ -215,7 +218,13 @@ class Sv1Session:
         stats.best_difficulty = max(stats.best_difficulty, result.hash_difficulty)
         self.write(ev.SubmitResult(submit.req_id, True))
         if channel.vardiff.on_share(server.clock()) is not None:
-            self.send_difficulty()
+            self.retarget()
+
+    def retarget(self) -> None:
+        """New difficulty, then a new job: SV1 miners apply it from the next notify."""
+        self.send_difficulty()
+        if self.server.work is not None:
+            self.push_work(self.server.work)
 
     # server duties ------------------------------------------------------------------------
 
@@ -224,7 +233,7 @@ class Sv1Session:
 
     def poll_vardiff(self, now: float) -> None:
         if self.channel is not None and self.channel.vardiff.poll(now) is not None:
-            self.send_difficulty()
+            self.retarget()
 
     def push_work(self, work: WorkTemplate) -> None:
         channel = self.channel
@@ -234,6 +243,9 @@ class Sv1Session:
         channel.forget_retired()
         job = messages[0]
         assert isinstance(job, NewExtendedMiningJob)
+        live = channel.jobs.live
+        self.job_targets = {j: t for j, t in self.job_targets.items() if j in live}
+        self.job_targets[job.job_id] = channel.vardiff.target
         clean = any(isinstance(m, SetNewPrevHash) for m in messages)
         self.write(
             ev.Notify(

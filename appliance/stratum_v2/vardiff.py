@@ -7,6 +7,7 @@ the target at which a miner of h H/s finds one share every s seconds on average.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 __all__ = ["MAX_TARGET", "Vardiff", "hashrate_from_shares", "target_from_hashrate"]
@@ -20,6 +21,8 @@ def target_from_hashrate(hashrate: float, shares_per_minute: float) -> int:
     """Target giving `shares_per_minute` on average at `hashrate` H/s (max target if unknown)."""
     if not hashrate > 0 or not shares_per_minute > 0:
         return MAX_TARGET
+    if not math.isfinite(hashrate):
+        return 1
     hs = int(hashrate * 60.0 / shares_per_minute)
     if hs <= 0:
         return MAX_TARGET

@@ -25,7 +25,6 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from fractions import Fraction
 
 from drivers.asic.bm13xx import frames
 from drivers.asic.bm13xx.chips import ChipSpec, JobFormat, RegisterWrite, get_chip
@@ -48,9 +47,9 @@ from drivers.transport.base import DeviceGone, Reopenable, Transport
 
 from .chain import Chain, ChipState
 from .errors import ChipTimeoutError, ConfigError, EnumerationError
-from .job import BIP320_MASK, MiningJob, nbits_to_target
+from .job import BIP320_MASK, MiningJob
 from .scheduler import JobScheduler
-from .verify import TICKET_BASE, HeaderHasher, hash_difficulty
+from .verify import HeaderHasher, hash_difficulty, ticket_target
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +169,7 @@ class AsicDriver:
         # express (so a CPU-speed chain still produces some); verify_difficulty says so.
         difficulty = self.verify_difficulty or self.ticket_difficulty
         self.nonce_difficulty = difficulty
-        self._ticket = int(Fraction(TICKET_BASE) / Fraction(difficulty))
+        self._ticket = ticket_target(difficulty)
 
     # ------------------------------------------------------------------ low-level helpers
     def _write(self, frame: bytes) -> None:
@@ -339,7 +338,7 @@ class AsicDriver:
             mask,
             HeaderHasher(job),
             job.share_target(),
-            nbits_to_target(job.nbits),
+            job.network_target(),
         )
         return frame, active
 

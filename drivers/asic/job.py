@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from drivers.asic.errors import ConfigError
+from protocols.bitcoin.pow import bits_to_target
 
 BIP320_MASK = 0x1FFFE000
 """The version bits a BM13xx can roll (13..28). Wider masks (BIP323 0x1fffffe0) are clamped."""
@@ -52,13 +53,9 @@ class MiningJob:
             + struct.pack("<III", self.ntime, self.nbits, nonce)
         )
 
+    def network_target(self) -> int:
+        """The block target ``nbits`` encodes."""
+        return bits_to_target(self.nbits).target
+
     def share_target(self) -> int:
-        return self.target or nbits_to_target(self.nbits)
-
-
-def nbits_to_target(nbits: int) -> int:
-    """Expand compact ``nbits`` to the 256-bit target."""
-    exponent, mantissa = nbits >> 24, nbits & 0x007FFFFF
-    if exponent <= 3:
-        return mantissa >> (8 * (3 - exponent))
-    return mantissa << (8 * (exponent - 3))
+        return self.target or self.network_target()

@@ -9,24 +9,25 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from fractions import Fraction
 
-from drivers.asic.bm13xx.registers import power_of_two_floor
+from protocols.stratum_v1.work import target_to_difficulty
 
 from .job import MiningJob
 
-DIFF1_TARGET = 0xFFFF << 208
 TICKET_BASE = 1 << 224
+"""Ticket difficulty 1 on the chips: the hash's top 32 bits are zero (not pool diff-1)."""
 _MAX_CACHED_VERSIONS = 512
 
 
-def ticket_target(difficulty: int) -> int:
-    """Hashes below this pass a ticket mask of ``difficulty`` (rounded to a power of two)."""
-    return TICKET_BASE // power_of_two_floor(difficulty)
+def ticket_target(difficulty: float) -> int:
+    """Hashes below this pass a ticket of ``difficulty`` (a chip mask needs a power of two)."""
+    return int(Fraction(TICKET_BASE) / Fraction(difficulty))
 
 
 def hash_difficulty(hash_value: int) -> float:
-    """Pool difficulty a hash achieves (diff-1 target 0xFFFF << 208)."""
-    return DIFF1_TARGET / max(hash_value, 1)
+    """Pool difficulty a hash achieves; a zero hash counts as 1 so the result stays finite."""
+    return target_to_difficulty(max(hash_value, 1))
 
 
 class HeaderHasher:

@@ -79,11 +79,34 @@ def rpm_from_tach(count: int) -> int:
     return TACH_CONSTANT // count
 
 
+def tach_from_rpm(rpm: float) -> int:
+    """The tach count a part reports for ``rpm`` (inverse of :func:`rpm_from_tach`)."""
+    if rpm < 1.0:
+        return TACH_STALLED
+    return min(TACH_STALLED, round(TACH_CONSTANT / rpm))
+
+
 def duty_to_setting(fraction: float) -> int:
     """PWM duty fraction (0..1) to the 6-bit fan setting."""
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"fan duty must be within 0..1, not {fraction}")
     return round(PWM_STEPS * fraction)
+
+
+def setting_to_duty(setting: int) -> float:
+    """The duty fraction a FAN_SETTING register value drives (only bits 5-0 count)."""
+    return (setting & 0x3F) / PWM_STEPS
+
+
+def external_temp_bytes(raw11: int) -> tuple[int, int]:
+    """MSB and LSB registers holding an 11-bit external-diode value (bits 15-5)."""
+    word = (raw11 & 0x7FF) << 5
+    return word >> 8, word & 0xFF
+
+
+def external_temp_raw(temp_c: float) -> int:
+    """The 11-bit value a part reports for ``temp_c`` (clamped to its -64..127 °C range)."""
+    return round(max(-64.0, min(127.0, temp_c)) * 8) & 0x7FF
 
 
 def external_temp_c(msb: int, lsb: int) -> float:
@@ -98,6 +121,16 @@ def external_temp_c(msb: int, lsb: int) -> float:
     if raw & 0x400:  # sign bit of the 11-bit two's complement value
         raw -= 0x800
     return raw * 0.125
+
+
+def internal_temp_c(raw: int) -> float:
+    """The internal sensor's signed 8-bit whole-degree reading."""
+    return float(raw - 0x100 if raw & 0x80 else raw)
+
+
+def internal_temp_raw(temp_c: float) -> int:
+    """The INTERNAL_TEMP byte for ``temp_c`` (clamped to the part's -64..127 °C range)."""
+    return round(max(-64.0, min(127.0, temp_c))) & 0xFF
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +199,7 @@ class EMC2101:
     @counts_faults
     def fan_duty(self) -> float:
         with self._guard("read fan duty"):
-            return (self._read(Reg.FAN_SETTING) & 0x3F) / PWM_STEPS
+            return setting_to_duty(self._read(Reg.FAN_SETTING))
 
     @counts_faults
     def tach_count(self) -> int:
@@ -203,7 +236,7 @@ class EMC2101:
     def internal_temp(self) -> float:
         with self._guard("read internal temperature"):
             raw = self._read(Reg.INTERNAL_TEMP)
-        return self._plausible(float(raw - 0x100 if raw & 0x80 else raw), "internal")
+        return self._plausible(internal_temp_c(raw), "internal")
 
     def _plausible(self, temp: float, which: str) -> float:
         if not self.min_temp_c <= temp <= self.max_temp_c:

@@ -38,13 +38,9 @@ from dataclasses import dataclass
 from drivers.asic.bm13xx.crc import crc5, crc16
 from drivers.sim.errors import SimConfigError
 from drivers.sim.faults import FaultState, drop_bytes
-from drivers.sim.hasher import (
-    NONCES_PER_CORE,
-    HeaderScanner,
-    MidstateScanner,
-    target_for_difficulty,
-)
+from drivers.sim.hasher import NONCES_PER_CORE, HeaderScanner, MidstateScanner
 from drivers.sim.models import REF_CLOCK_MHZ, SimChipModel, get_model
+from protocols.stratum_v1.work import difficulty_to_target
 
 log = logging.getLogger(__name__)
 
@@ -521,8 +517,8 @@ class SimChain:
 
     def _target_for(self, chip: SimChip) -> int:
         if self.sim_ticket_difficulty is not None:
-            return target_for_difficulty(self.sim_ticket_difficulty)
-        return target_for_difficulty(chip.ticket_difficulty)
+            return difficulty_to_target(self.sim_ticket_difficulty)
+        return difficulty_to_target(chip.ticket_difficulty)
 
     def _live_chips(self) -> list[SimChip]:
         dead = self.faults.dead_chips

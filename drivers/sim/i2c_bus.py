@@ -13,31 +13,28 @@ import math
 from dataclasses import dataclass
 
 from drivers.i2c.bus import I2CError
-from drivers.i2c.emc2101 import Reg
-from drivers.i2c.pmbus import Cmd
+from drivers.i2c.emc2101 import (
+    DIODE_OPEN,
+    Reg,
+    Status,
+    external_temp_bytes,
+    external_temp_raw,
+    internal_temp_raw,
+    setting_to_duty,
+    tach_from_rpm,
+)
+from drivers.i2c.pmbus import (
+    Cmd,
+    decode_linear11,
+    decode_ulinear16,
+    encode_linear11,
+    encode_ulinear16,
+    vout_mode_exponent,
+)
 from drivers.sim.faults import FaultState
 
 EMC2101_ADDRESS = 0x4C
 TPS546_ADDRESS = 0x24
-
-
-def linear11(value: float) -> int:
-    """PMBus LINEAR11 word with the finest exponent that fits (the part's own encoding)."""
-    for exponent in range(-16, 16):
-        mantissa = round(value / 2.0**exponent)
-        if -1024 <= mantissa <= 1023:
-            return ((exponent & 0x1F) << 11) | (mantissa & 0x7FF)
-    raise ValueError(f"{value} does not fit LINEAR11")
-
-
-def from_linear11(word: int) -> float:
-    exponent = (word >> 11) & 0x1F
-    mantissa = word & 0x7FF
-    if exponent > 15:
-        exponent -= 32
-    if mantissa > 1023:
-        mantissa -= 2048
-    return mantissa * 2.0**exponent
 
 
 class SimI2CDevice:
@@ -70,11 +67,6 @@ class SimI2CDevice:
 EmcReg = Reg
 
 
-EMC_STATUS_TACH_LOW = 0x01
-EMC_STATUS_DIODE_FAULT = 0x04
-TACH_CONSTANT = 5_400_000
-TACH_STALLED = 0xFFFF
-EMC_DIODE_OPEN = (0x7F, 0x00)  # 11-bit 0x3F8: what the part reports for an open diode
 _EMC_READ_ONLY = {
     EmcReg.INTERNAL_TEMP,
     EmcReg.EXTERNAL_TEMP_MSB,
@@ -116,32 +108,29 @@ class SimEMC2101(SimI2CDevice):
     @property
     def duty(self) -> float:
         """Fan drive fraction the host programmed (0..1)."""
-        return min(self.regs[EmcReg.FAN_SETTING] & 0x3F, 63) / 63.0
+        return setting_to_duty(self.regs[EmcReg.FAN_SETTING])
 
     def update(self, external_c: float, internal_c: float, fan_rpm: float) -> None:
         self.external_c, self.internal_c, self.fan_rpm = external_c, internal_c, fan_rpm
         if self.faults.sensor_failed:
-            self._status_latched |= EMC_STATUS_DIODE_FAULT
+            self._status_latched |= int(Status.DIODE_FAULT)
         if self._tach() > self._tach_limit():
-            self._status_latched |= EMC_STATUS_TACH_LOW
+            self._status_latched |= int(Status.TACH_LOW)
 
     def _tach(self) -> int:
-        if self.fan_rpm < 1.0:
-            return TACH_STALLED
-        return min(TACH_STALLED, round(TACH_CONSTANT / self.fan_rpm))
+        return tach_from_rpm(self.fan_rpm)
 
     def _tach_limit(self) -> int:
         return self.regs[EmcReg.TACH_LIMIT_LSB] | (self.regs[EmcReg.TACH_LIMIT_MSB] << 8)
 
     def _external_raw(self) -> tuple[int, int]:
         if self.faults.sensor_failed:
-            return EMC_DIODE_OPEN
-        raw = round(max(-64.0, min(127.0, self.external_c)) * 8)
-        return (raw >> 3) & 0xFF, (raw & 0x07) << 5
+            return external_temp_bytes(DIODE_OPEN)
+        return external_temp_bytes(external_temp_raw(self.external_c))
 
     def read_byte(self, reg: int) -> int:
         if reg == EmcReg.INTERNAL_TEMP:
-            return round(max(-64.0, min(127.0, self.internal_c))) & 0xFF
+            return internal_temp_raw(self.internal_c)
         if reg == EmcReg.EXTERNAL_TEMP_MSB:
             return self._external_raw()[0]
         if reg == EmcReg.EXTERNAL_TEMP_LSB:
@@ -170,7 +159,7 @@ PmbusCmd = Cmd
 
 
 VOUT_MODE_VALUE = 0x17  # ULINEAR16, exponent -9
-VOUT_EXPONENT = -9
+VOUT_EXPONENT = vout_mode_exponent(VOUT_MODE_VALUE)
 _BYTE_CMDS = {
     PmbusCmd.OPERATION,
     PmbusCmd.ON_OFF_CONFIG,
@@ -223,20 +212,20 @@ class SimTPS546(SimI2CDevice):
         self.words: dict[int, int] = {
             PmbusCmd.VOUT_COMMAND: u16(vout_default),
             PmbusCmd.VOUT_MAX: u16(max(vout_default * 1.5, 2.0)),
-            PmbusCmd.VOUT_SCALE_LOOP: linear11(0.25),
-            PmbusCmd.FREQUENCY_SWITCH: linear11(650),
-            PmbusCmd.VIN_ON: linear11(vin * 0.9),
-            PmbusCmd.VIN_OFF: linear11(vin * 0.8),
+            PmbusCmd.VOUT_SCALE_LOOP: encode_linear11(0.25),
+            PmbusCmd.FREQUENCY_SWITCH: encode_linear11(650),
+            PmbusCmd.VIN_ON: encode_linear11(vin * 0.9),
+            PmbusCmd.VIN_OFF: encode_linear11(vin * 0.8),
             PmbusCmd.VOUT_OV_FAULT_LIMIT: u16(max(vout_default * 1.5, 2.0) * 1.25),
             PmbusCmd.VOUT_OV_WARN_LIMIT: u16(max(vout_default * 1.5, 2.0) * 1.1),
             PmbusCmd.VOUT_UV_WARN_LIMIT: u16(vout_default * 0.5),
             PmbusCmd.VOUT_UV_FAULT_LIMIT: u16(vout_default * 0.4),
-            PmbusCmd.IOUT_OC_FAULT_LIMIT: linear11(oc_fault_a),
-            PmbusCmd.IOUT_OC_WARN_LIMIT: linear11(oc_fault_a * 5 / 6),
-            PmbusCmd.OT_FAULT_LIMIT: linear11(145.0),
-            PmbusCmd.OT_WARN_LIMIT: linear11(105.0),
-            PmbusCmd.VIN_OV_FAULT_LIMIT: linear11(vin * 1.5),
-            PmbusCmd.VIN_UV_WARN_LIMIT: linear11(vin * 0.85),
+            PmbusCmd.IOUT_OC_FAULT_LIMIT: encode_linear11(oc_fault_a),
+            PmbusCmd.IOUT_OC_WARN_LIMIT: encode_linear11(oc_fault_a * 5 / 6),
+            PmbusCmd.OT_FAULT_LIMIT: encode_linear11(145.0),
+            PmbusCmd.OT_WARN_LIMIT: encode_linear11(105.0),
+            PmbusCmd.VIN_OV_FAULT_LIMIT: encode_linear11(vin * 1.5),
+            PmbusCmd.VIN_UV_WARN_LIMIT: encode_linear11(vin * 0.85),
         }
         self.inputs = PowerStageInputs(vin_nominal=vin)
         self.status_iout = 0
@@ -246,7 +235,7 @@ class SimTPS546(SimI2CDevice):
 
     @staticmethod
     def _u16(volts: float) -> int:
-        return max(0, min(0xFFFF, round(volts / 2.0**VOUT_EXPONENT)))
+        return encode_ulinear16(volts, VOUT_EXPONENT)
 
     # -- state the board reads ---------------------------------------------------------
     @property
@@ -258,15 +247,15 @@ class SimTPS546(SimI2CDevice):
         """Output voltage now (0 when off)."""
         if not self.output_on:
             return 0.0
-        setpoint = self.words[PmbusCmd.VOUT_COMMAND] * 2.0**VOUT_EXPONENT
-        vmax = self.words[PmbusCmd.VOUT_MAX] * 2.0**VOUT_EXPONENT
+        setpoint = decode_ulinear16(self.words[PmbusCmd.VOUT_COMMAND], VOUT_EXPONENT)
+        vmax = decode_ulinear16(self.words[PmbusCmd.VOUT_MAX], VOUT_EXPONENT)
         return min(setpoint, vmax)
 
     def iout(self) -> float:
         vout = self.vout
         amps = self.inputs.load_w / vout if vout > 0 else 0.0
         if self.faults.over_current and self.output_on:
-            amps += 2.0 * from_linear11(self.words[PmbusCmd.IOUT_OC_FAULT_LIMIT])
+            amps += 2.0 * decode_linear11(self.words[PmbusCmd.IOUT_OC_FAULT_LIMIT])
         return amps
 
     def vin(self) -> float:
@@ -277,15 +266,15 @@ class SimTPS546(SimI2CDevice):
         """New physics values; apply warnings and latching fault responses."""
         self.inputs = inputs
         amps = self.iout()
-        if amps > from_linear11(self.words[PmbusCmd.IOUT_OC_WARN_LIMIT]):
+        if amps > decode_linear11(self.words[PmbusCmd.IOUT_OC_WARN_LIMIT]):
             self.status_iout |= STATUS_IOUT_OC_WARN
-        if amps > from_linear11(self.words[PmbusCmd.IOUT_OC_FAULT_LIMIT]):
+        if amps > decode_linear11(self.words[PmbusCmd.IOUT_OC_FAULT_LIMIT]):
             self.status_iout |= STATUS_IOUT_OC_FAULT
             self._trip()
         temp = inputs.vr_temp_c
-        if temp > from_linear11(self.words[PmbusCmd.OT_WARN_LIMIT]):
+        if temp > decode_linear11(self.words[PmbusCmd.OT_WARN_LIMIT]):
             self.status_temp |= STATUS_TEMP_OT_WARN
-        if temp > from_linear11(self.words[PmbusCmd.OT_FAULT_LIMIT]):
+        if temp > decode_linear11(self.words[PmbusCmd.OT_FAULT_LIMIT]):
             self.status_temp |= STATUS_TEMP_OT_FAULT
             self._trip()
 
@@ -342,13 +331,13 @@ class SimTPS546(SimI2CDevice):
         if reg == PmbusCmd.STATUS_WORD:
             return self.status_word()
         if reg == PmbusCmd.READ_VIN:
-            return linear11(self.vin())
+            return encode_linear11(self.vin())
         if reg == PmbusCmd.READ_VOUT:
             return self._u16(self.vout)
         if reg == PmbusCmd.READ_IOUT:
-            return linear11(self.iout())
+            return encode_linear11(self.iout())
         if reg == PmbusCmd.READ_TEMPERATURE_1:
-            return linear11(self.inputs.vr_temp_c)
+            return encode_linear11(self.inputs.vr_temp_c)
         if reg in self.words:
             return self.words[reg]
         if reg in self.bytes:

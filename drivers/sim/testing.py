@@ -12,8 +12,8 @@ import struct
 from dataclasses import dataclass
 
 from drivers.asic.bm13xx.crc import crc5, crc16
+from drivers.sha256_state import midstate_words
 from drivers.sim.chips import PREAMBLE_CHIP, HostHeader, word_reverse
-from drivers.sim.hasher import SHA256_IV, compress_py
 
 
 def command(header: int, data: bytes) -> bytes:
@@ -74,7 +74,7 @@ def bm1397_job(job_id: int, header: bytes, versions: list[int] | None = None) ->
     body += header[72:76] + header[68:72] + header[64:68]
     mids = b""
     for version in versions:
-        state = compress_py(SHA256_IV, version.to_bytes(4, "little") + header[4:64])
+        state = midstate_words(version.to_bytes(4, "little") + header[4:64])
         mids += struct.pack(">8I", *reversed(state))
     body += mids.ljust(128, b"\x00")
     return job_frame(body)

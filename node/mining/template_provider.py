@@ -92,6 +92,11 @@ class TemplateProviderConfig:
     handshake_timeout: float = 10.0  # Noise + SetupConnection must finish in this time
     max_write_buffer: int = 64 << 20  # a client this far behind is dropped
     templates_kept: int = 64  # per client, for RequestTransactionData / SubmitSolution
+    #: On a new tip, first send a transaction-less template (ready in a millisecond), then
+    #: the full one as soon as it is built: less hashing on the old tip, at the price of
+    #: the fees of a block found in between. Off by default: SRI roles open new channels
+    #: on the last *future* template, which would then be the empty one.
+    empty_first: bool = False
 
 
 class _Close(Exception):
@@ -107,6 +112,7 @@ class _Client:
     constraints: tuple[int, int] | None = None  # (max additional size, max additional sigops)
     prev_hash: bytes | None = None
     sent_value: int = 0  # coinbase value of the last template sent
+    sent_empty: bool = False  # the last template was the empty-first one
     templates: OrderedDict[int, BlockTemplate] = field(default_factory=OrderedDict)
     closed: bool = False
 
@@ -154,6 +160,7 @@ class TemplateProvider:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_fee_refresh = float("-inf")
         self._held_back = False
+        self._empty_builder: TemplateBuilder | None = None
 
     # lifecycle ----------------------------------------------------------------------------
 
@@ -235,6 +242,8 @@ class TemplateProvider:
         while True:
             await self._tip_event.wait()
             self._tip_event.clear()
+            if self.config.empty_first:
+                await self._refresh_logged(empty=True)
             await self._refresh_logged()
 
     async def _fee_loop(self) -> None:
@@ -247,10 +256,10 @@ class TemplateProvider:
             self._last_fee_refresh = time.monotonic()
             await self._refresh_logged()
 
-    async def _refresh_logged(self) -> None:
+    async def _refresh_logged(self, empty: bool = False) -> None:
         """One failed build must not end template delivery: log it, wait for the next event."""
         try:
-            await self._refresh()
+            await (self._refresh_empty() if empty else self._refresh())
         except Exception:
             log.exception("template provider: building templates failed")
 
@@ -273,6 +282,18 @@ class TemplateProvider:
     async def _build(self, constraints: tuple[int, int]) -> BlockTemplate:
         async with self._build_lock:
             return await asyncio.to_thread(self._builder(constraints).build)
+
+    async def _refresh_empty(self) -> None:
+        """New tip, empty-first: a coinbase-only template to every client, without waiting
+        for a full build in progress (the shared build lock is not taken)."""
+        if self._syncing():
+            return
+        if self._empty_builder is None:
+            self._empty_builder = TemplateBuilder(self.chain, None, clock=self._clock)
+        template = await asyncio.to_thread(self._empty_builder.build)
+        for client in [c for c in self._clients if c.constraints is not None]:
+            if not client.closed and template.previousblockhash != client.prev_hash:
+                self._offer(client, template, empty=True)
 
     def _syncing(self) -> bool:
         behind = self.chain.best_header.height - self.chain.height
@@ -304,7 +325,9 @@ class TemplateProvider:
         for key in [k for k in self._builders if k not in in_use]:
             del self._builders[key]  # a client cycling its constraints must not grow this
 
-    def _offer(self, client: _Client, template: BlockTemplate, force: bool = False) -> None:
+    def _offer(
+        self, client: _Client, template: BlockTemplate, force: bool = False, empty: bool = False
+    ) -> None:
         """Send ``template`` if it is for a new tip, forced, or pays ``fee_delta`` more."""
         if template.previousblockhash != self.chain.tip.hash:
             return  # built before the tip moved; the tip loop sends the current one
@@ -317,12 +340,17 @@ class TemplateProvider:
             )
             client.prev_hash = template.previousblockhash
             self.stats.prev_hashes_sent += 1
-        elif force or template.coinbasevalue >= client.sent_value + self.config.fee_delta:
+        elif (
+            force
+            or (client.sent_empty and template.transactions)
+            or template.coinbasevalue >= client.sent_value + self.config.fee_delta
+        ):
             tid = self._remember(client, template)
             self._send(client, new_template_message(template, tid, future=False))
         else:
             return
         client.sent_value = template.coinbasevalue
+        client.sent_empty = empty
         self.stats.templates_sent += 1
         log.debug(
             "template %d for %s: height %d, %d txs, value %d",

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import serial
 
+from drivers import sha256_state
 from drivers.sim import hasher
 from drivers.sim import testing as host
 from drivers.sim.board import SimBoardConfig
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--seconds", type=float, help="duration of each measurement")
     args = parser.parse_args(argv)
     seconds = args.seconds or (1.0 if args.quick else 5.0)
-    state = hasher.compress_py(hasher.SHA256_IV, HEADER[:64])
+    state = sha256_state.midstate_words(HEADER[:64])
     result: dict[str, object] = {
         "header_scanner_hashes_per_s": round(
             scanner_rate(hasher.HeaderScanner(HEADER[:64], HEADER[64:76]), seconds)
@@ -89,16 +90,16 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "midstate_scanner_hashes_per_s": round(
             scanner_rate(hasher.MidstateScanner(state, HEADER[64:76]), seconds)
         ),
-        "midstate_uses_openssl": hasher.openssl_transform_available(),
+        "midstate_uses_openssl": sha256_state.openssl_available(),
     }
-    saved = hasher._OPENSSL_TRANSFORM
-    hasher._OPENSSL_TRANSFORM = None
+    saved = sha256_state._OPENSSL_TRANSFORM
+    sha256_state._OPENSSL_TRANSFORM = None
     try:
         result["midstate_scanner_pure_python_hashes_per_s"] = round(
             scanner_rate(hasher.MidstateScanner(state, HEADER[64:76]), min(seconds, 1.0))
         )
     finally:
-        hasher._OPENSSL_TRANSFORM = saved
+        sha256_state._OPENSSL_TRANSFORM = saved
     result.update({f"pty_board_{k}": v for k, v in board_numbers(seconds).items()})
     return result
 

@@ -10,7 +10,10 @@ Distribution client (our sans-IO initiator). Measured at the client:
   arrives (fee interval 0);
 - ``request_transactions_ms``: RequestTransactionData round trip for the full template;
 - ``solution_to_next_work_ms``: SubmitSolution of the full template -> the node validated
-  and connected the block and the next work arrived.
+  and connected the block and the next work arrived;
+- ``empty_first_tip_to_prev_hash_ms`` / ``empty_first_tip_to_full_template_ms``: with
+  ``empty_first``, a new tip -> the empty future template + SetNewPrevHash, and -> the full
+  template that follows.
 
 Prints one JSON object. ``--quick``: 200 transactions, 5 rounds.
 """
@@ -53,6 +56,25 @@ async def _scenario(env, datadir: Path, rounds: int) -> dict:
     )
 
     keys = load_or_create_keys(datadir)
+    # Empty-first first: its rounds mine coinbase-only blocks, so the mempool stays full.
+    tp = TemplateProvider(env.chain, env.pool, keys, TemplateProviderConfig(empty_first=True))
+    await tp.start()
+    try:
+        client = await TdClient.connect(tp.port, keys.authority_public)
+        await client.work(60)
+        empty_s, full_s = [], []
+        for i in range(rounds):
+            mine(env.chain, extra=b"empty-first" + i.to_bytes(4, "little"))
+            started = time.perf_counter()
+            empty, _ = await client.work(60)
+            empty_s.append(time.perf_counter() - started)
+            full = await client.expect(NewTemplate, 60)
+            full_s.append(time.perf_counter() - started)
+            assert empty.merkle_path == () and full.merkle_path
+        await client.close()
+    finally:
+        await tp.stop()
+
     config = TemplateProviderConfig(fee_interval=0.0, fee_delta=1)
     tp = TemplateProvider(env.chain, env.pool, keys, config)
     await tp.start()
@@ -90,6 +112,8 @@ async def _scenario(env, datadir: Path, rounds: int) -> dict:
             "fee_update_ms": _ms(statistics.median(fee_s)),
             "request_transactions_ms": _ms(statistics.median(req_s)),
             "solution_to_next_work_ms": _ms(solve_s),
+            "empty_first_tip_to_prev_hash_ms": _ms(statistics.median(empty_s)),
+            "empty_first_tip_to_full_template_ms": _ms(statistics.median(full_s)),
         }
     finally:
         await tp.stop()
@@ -102,7 +126,7 @@ def run(n_txs: int, rounds: int) -> dict:
     from tests.unit.mempool.mempool_tools import Env, FakeClock, regtest_chain, spend
 
     fanouts = -(-n_txs // FANOUT)
-    blocks, coins = regtest_chain(101 + fanouts + rounds + 1, seed=b"bench-tp")
+    blocks, coins = regtest_chain(101 + fanouts + 2 * rounds + 1, seed=b"bench-tp")
     with tempfile.TemporaryDirectory() as tmp:
         chain = Chainstate.open(Path(tmp) / "node", REGTEST, script_threads=1)
         try:

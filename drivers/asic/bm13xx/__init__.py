@@ -42,8 +42,9 @@ PLL (``pll.py``)
 
 Hashing helpers (``midstate.py``)
     ``midstate_wire(first64)`` (BM1397 job form), ``words_from_wire(wire)``,
-    ``sha256_from_midstate(words, tail)``, ``next_version(v, mask)``,
-    ``rolled_versions(v, mask, n)``.
+    ``next_version(v, mask)``, ``rolled_versions(v, mask, n)``; the SHA-256 state
+    arithmetic itself (``midstate_words``, ``sha256_from_midstate``) is in
+    ``drivers.sha256_state``.
 
 A nonce is valid at ticket difficulty D (a power of two) when the double SHA-256 of the
 header, read as a little-endian integer, is below ``2**224 // D`` (see

@@ -22,8 +22,8 @@ from drivers.sim import testing as host
 from drivers.sim.board import SimBoardConfig
 from drivers.sim.control import ControlClient, RemoteI2CBus
 from drivers.sim.discovery import list_sim_boards
-from drivers.sim.hasher import target_for_difficulty
 from drivers.sim.pty_board import PtyBoard
+from protocols.stratum_v1.work import difficulty_to_target
 
 REPO = Path(__file__).resolve().parents[3]
 HEADER = bytes.fromhex("00000020") + bytes(range(64)) + bytes.fromhex("0000ffffffff7f20") + bytes(4)
@@ -130,7 +130,7 @@ def test_mining_over_pty_returns_real_solutions(start_board):
         version = 0x20000000 | (rep.version_bits << 13)
         full = host.header_with_nonce(HEADER, rep.nonce_bytes, version)
         digest = hashlib.sha256(hashlib.sha256(full).digest()).digest()
-        assert int.from_bytes(digest, "little") <= target_for_difficulty(difficulty)
+        assert int.from_bytes(digest, "little") <= difficulty_to_target(difficulty)
         assert rep.chip_address in (0, 128)
 
 

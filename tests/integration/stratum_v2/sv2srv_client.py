@@ -42,6 +42,8 @@ class ChannelView:
     target: int
     extranonce_prefix: bytes
     extranonce_size: int = 0
+    standard: bool = True
+    group_channel_id: int = 0
     job: NewMiningJob | NewExtendedMiningJob | None = None
     prevhash: SetNewPrevHash | None = None
 
@@ -86,14 +88,21 @@ class Sv2TestClient:
                 if reply:
                     self.writer.write(reply)
 
-    async def expect(self, kind: type, timeout: float = 10.0, channel_id: int | None = None):
-        """Next event of `kind` (for `channel_id`); others are kept in order for later."""
+    async def expect(
+        self,
+        kind: type,
+        timeout: float = 10.0,
+        channel_id: int | None = None,
+        channel_ids: tuple[int, ...] = (),
+    ):
+        """Next event of `kind` (for `channel_id` or any of `channel_ids`); others are kept."""
+        wanted = channel_ids + ((channel_id,) if channel_id is not None else ())
         kept: list[object] = []
         try:
             while True:
                 event = await self.next(timeout)
                 if isinstance(event, kind) and (
-                    channel_id is None or getattr(event, "channel_id", None) == channel_id
+                    not wanted or getattr(event, "channel_id", None) in wanted
                 ):
                     return event
                 kept.append(event)
@@ -107,7 +116,12 @@ class Sv2TestClient:
         ok = await self.expect(OpenStandardMiningChannelSuccess | OpenMiningChannelError)
         if isinstance(ok, OpenMiningChannelError):
             raise RuntimeError(ok.error_code)
-        return ChannelView(ok.channel_id, int.from_bytes(ok.target, "little"), ok.extranonce_prefix)
+        return ChannelView(
+            ok.channel_id,
+            int.from_bytes(ok.target, "little"),
+            ok.extranonce_prefix,
+            group_channel_id=ok.group_channel_id,
+        )
 
     async def open_extended(self, user="w", hashrate=0.0, max_target=MAX, request_id=2, min_size=8):
         self.send(
@@ -123,12 +137,15 @@ class Sv2TestClient:
             int.from_bytes(ok.target, "little"),
             ok.extranonce_prefix,
             ok.extranonce_size,
+            standard=False,
         )
 
     async def await_work(self, view: ChannelView) -> None:
-        """Wait for a job and its SetNewPrevHash on this channel (the clean-job pair)."""
-        job = await self.expect(NewMiningJob | NewExtendedMiningJob, channel_id=view.channel_id)
-        prev = await self.expect(SetNewPrevHash, channel_id=view.channel_id)
+        """Wait for a job and its SetNewPrevHash on this channel or its group (clean pair)."""
+        ids = (view.channel_id, view.group_channel_id) if view.group_channel_id else ()
+        ids = ids or (view.channel_id,)
+        job = await self.expect(NewMiningJob | NewExtendedMiningJob, channel_ids=ids)
+        prev = await self.expect(SetNewPrevHash, channel_ids=ids)
         assert prev.job_id == job.job_id and job.min_ntime is None
         view.job, view.prevhash = job, prev
 
@@ -171,7 +188,7 @@ def mine(
             break
         nonce += 1
     job, prev = view.job, view.prevhash
-    if isinstance(job, NewExtendedMiningJob):
+    if not view.standard:
         msg = SubmitSharesExtended(
             view.channel_id, nonce, job.job_id, nonce, prev.min_ntime, job.version, extranonce
         )

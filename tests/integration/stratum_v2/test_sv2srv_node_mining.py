@@ -21,6 +21,8 @@ from node.chain.chainstate import Chainstate
 from node.chain.params import REGTEST
 from protocols.sv2 import keys as sv2keys
 from protocols.sv2.messages import (
+    NewExtendedMiningJob,
+    NewMiningJob,
     SetTarget,
     SetupConnectionSuccess,
     SubmitSharesError,
@@ -63,6 +65,10 @@ def test_standard_and_extended_channels_mine_a_block(node) -> None:
             assert len(ext.extranonce_prefix) == 4 and ext.extranonce_size == 16
             for view in (std, ext):
                 await client.await_work(view)
+            # no REQUIRES_STANDARD_JOBS: the standard channel's job comes via its group
+            assert isinstance(std.job, NewExtendedMiningJob)
+            assert std.job.channel_id == std.group_channel_id != 0
+            assert ext.job.channel_id == ext.channel_id
             network = 2**255  # regtest 0x207fffff is about 2^255
             # A share that is not a block on each channel: accepted and acknowledged.
             for view in (std, ext):
@@ -172,6 +178,32 @@ def test_batched_acks_and_vardiff_set_target(node) -> None:
             # after the retarget, shares mined for the old target may be too weak
             assert worker["accepted"] >= 24
             assert worker["accepted"] + worker["rejected"].get("difficulty-too-low", 0) == 30
+            client.close()
+        finally:
+            await server.close()
+
+    asyncio.run(scenario())
+
+
+def test_requires_standard_jobs_gets_per_channel_merkle_roots(node) -> None:
+    _chain, source, keys = node
+
+    async def scenario() -> None:
+        server = await _serve(source, keys)
+        try:
+            client = await Sv2TestClient.connect(server.port, None)
+            await client.setup(flags=1)  # REQUIRES_STANDARD_JOBS, as SRI's mining_device
+            views = [await client.open_standard(f"dev{i}", request_id=i) for i in range(2)]
+            for view in views:
+                view.group_channel_id = 0  # no group jobs expected
+                await client.await_work(view)
+                assert isinstance(view.job, NewMiningJob)
+            assert views[0].job.merkle_root != views[1].job.merkle_root
+            for view in views:
+                share, _ = mine(view, MAX, above=2**255)
+                client.send(share)
+                ack = await client.expect(SubmitSharesSuccess, channel_id=view.channel_id)
+                assert ack.new_submits_accepted_count == 1
             client.close()
         finally:
             await server.close()

@@ -26,8 +26,8 @@ ROLL = 0x00002000  # one BIP320 bit
 
 
 class Sv1Miner:
-    def __init__(self, reader, writer) -> None:
-        self.reader, self.writer = reader, writer
+    def __init__(self, reader, writer, worker: str = "alice.sv1") -> None:
+        self.reader, self.writer, self.worker = reader, writer, worker
         self.conn = ClientConnection("blvm-sv1-test")
         self.events: list[object] = []
 
@@ -49,7 +49,7 @@ class Sv1Miner:
         extranonce2 = bytes(self.conn.extranonce2_size)
         nonce = start
         while True:
-            submit = ev.Submit("alice.sv1", notify.job_id, extranonce2, notify.ntime, nonce, ROLL)
+            submit = ev.Submit(self.worker, notify.job_id, extranonce2, notify.ntime, nonce, ROLL)
             header = share_header(notify, self.conn.extranonce1, submit, self.conn.version_mask)
             digest = hashlib.sha256(hashlib.sha256(header).digest()).digest()
             if above < int.from_bytes(digest, "little") <= target:
@@ -107,6 +107,54 @@ def test_sv1_miner_finds_a_block(node) -> None:
             assert not refused.accepted and refused.error.code == ErrorCode.JOB_NOT_FOUND
             worker = server.status()["workers"]["alice.sv1"]
             assert worker["accepted"] == 2 and worker["blocks_found"] == 1
+            miner.writer.close()
+        finally:
+            await server.close()
+
+    asyncio.run(scenario())
+
+
+def test_sv1_vardiff_applies_from_the_next_job(node) -> None:
+    _chain, source, keys = node
+
+    async def scenario() -> None:
+        config = Sv2ServerConfig(
+            host="127.0.0.1", port=0, sv1_port=0, sv1_initial_hashrate=0.0, shares_per_minute=6
+        )
+        server = Sv2Server(source, keys.static_secret, keys.certificate, config)
+        await server.start()
+        try:
+            conn = await asyncio.open_connection("127.0.0.1", server.sv1_port)
+            miner = Sv1Miner(*conn, worker="bob.sv1")
+            miner.send(ev.Configure.version_rolling(0xFFFFFFFF))
+            await miner.expect(ev.ConfigureResult)
+            miner.send(ev.Subscribe("blvm-sv1-test"))
+            await miner.expect(ev.SubscribeResult)
+            miner.send(ev.Authorize("bob.sv1", "x"))
+            await miner.expect(ev.AuthorizeResult)
+            old_target = difficulty_to_target((await miner.expect(ev.SetDifficulty)).difficulty)
+            notify = await miner.expect(ev.Notify)
+            nonce = 0
+            for _ in range(24):  # 4x the expected count at once: vardiff retargets
+                submit = miner.mine(notify, old_target, above=2**255, start=nonce)
+                nonce = submit.nonce + 1
+                miner.send(submit)
+                assert (await miner.expect(ev.SubmitResult)).accepted
+            new_target = difficulty_to_target((await miner.expect(ev.SetDifficulty)).difficulty)
+            assert new_target < old_target // 4
+            fresh = await miner.expect(ev.Notify)
+            assert not fresh.clean_jobs and fresh.job_id != notify.job_id
+            # the old job keeps its difficulty ...
+            floor = max(new_target, 2**255)  # too weak for the new target, and not a block
+            late = miner.mine(notify, old_target, above=floor, start=nonce)
+            miner.send(late)
+            assert (await miner.expect(ev.SubmitResult)).accepted
+            # ... the new one has the new difficulty
+            weak = miner.mine(fresh, old_target, above=floor)
+            miner.send(weak)
+            refused = await miner.expect(ev.SubmitResult)
+            assert not refused.accepted
+            assert refused.error.code == ErrorCode.LOW_DIFFICULTY_SHARE
             miner.writer.close()
         finally:
             await server.close()

@@ -291,3 +291,30 @@ def test_tp_holds_back_work_while_the_node_syncs(tp_env, tmp_path: Path) -> None
             await tp.stop()
 
     asyncio.run(scenario())
+
+
+def test_tp_empty_first_then_full_template_on_new_tip(tp_env, tmp_path: Path) -> None:
+    async def scenario() -> None:
+        tp = _provider(tp_env, tmp_path, empty_first=True, fee_delta=10**8)
+        await tp.start()
+        try:
+            tx, _ = spend(tp_env.mature(1), 1, fee=4_000)
+            assert tp_env.pool.accept(tx).accepted
+            client = await TdClient.connect(tp.port, tp.keys.authority_public)
+            first, _ = await client.work()  # on connect: the full template, as usual
+            assert len(first.merkle_path) == 1
+            mine(tp_env.chain, extra=b"elsewhere")  # keeps our tx in the mempool
+            empty, prev = await client.work()
+            assert empty.merkle_path == () and prev.prev_hash == tp_env.chain.tip.hash
+            full = await client.expect(NewTemplate)  # despite the huge fee delta
+            assert not full.future_template and len(full.merkle_path) == 1
+            assert full.coinbase_tx_value_remaining == empty.coinbase_tx_value_remaining + 4_000
+            # Either template mines a valid block on the new tip.
+            client.send(solve_template(empty, prev, client_coinbase(empty)))
+            await client.work()
+            assert len(tp_env.chain.get_block(tp_env.chain.tip.hash).txs) == 1
+            await client.close()
+        finally:
+            await tp.stop()
+
+    asyncio.run(scenario())

@@ -57,3 +57,21 @@ def test_sensor_error_is_an_i2c_error() -> None:
     assert issubclass(SensorError, I2CError)
     err = SensorError("x", 0x4C, 0x01)
     assert "0x4C" in str(err) and "0x01" in str(err)
+
+
+@pytest.mark.parametrize("temp", [50.875, 50.125, 0.0, 75.0, -10.0, -0.125, -64.0, 126.875])
+def test_emc2101_external_temperature_round_trip(temp: float) -> None:
+    msb, lsb = emc2101.external_temp_bytes(emc2101.external_temp_raw(temp))
+    assert emc2101.external_temp_c(msb, lsb) == temp
+
+
+def test_emc2101_encoders_clamp_and_report_faults() -> None:
+    # 127 °C, the clamp, encodes like the part's open-diode code (0x3F8)
+    assert emc2101.external_temp_bytes(emc2101.external_temp_raw(300.0)) == (0x7F, 0x00)
+    assert emc2101.external_temp_bytes(emc2101.DIODE_OPEN) == (0x7F, 0x00)
+    assert emc2101.internal_temp_c(emc2101.internal_temp_raw(-10.4)) == -10.0
+    assert emc2101.internal_temp_raw(500.0) == 127
+    assert emc2101.tach_from_rpm(0.5) == emc2101.TACH_STALLED
+    assert emc2101.tach_from_rpm(50.0) == emc2101.TACH_STALLED  # count saturates
+    assert emc2101.rpm_from_tach(emc2101.tach_from_rpm(3000)) == 3000
+    assert emc2101.setting_to_duty(0xFF) == 1.0  # bits 7-6 are ignored

@@ -6,11 +6,12 @@ import pytest
 
 from drivers.i2c.bus import I2CError, SensorError, SMBus
 from drivers.i2c.emc2101 import EMC2101
+from drivers.i2c.pmbus import decode_linear11, encode_linear11
 from drivers.i2c.tps546 import TPS546, PowerLimits
 from drivers.sim import testing as host
 from drivers.sim.board import SimBoard, SimBoardConfig
 from drivers.sim.chips import pll_value
-from drivers.sim.i2c_bus import SimI2CBus, from_linear11, linear11
+from drivers.sim.i2c_bus import SimI2CBus
 
 HEADER = bytes(4) + bytes(range(32)) + bytes(range(32, 64)) + bytes(12)
 
@@ -173,7 +174,7 @@ def test_block_read_and_linear11_round_trip():
     bus: SimI2CBus = board().i2c
     assert bytes(bus.read_i2c_block_data(0x24, 0x99, 3)) == b"\x02TI"
     for value in (0.0, 1.15, 25.0, 145.0, -3.5, 650.0):
-        assert from_linear11(linear11(value)) == pytest.approx(value, rel=0.002, abs=0.002)
+        assert decode_linear11(encode_linear11(value)) == pytest.approx(value, rel=0.002, abs=0.002)
 
 
 def test_chip_error_rate_follows_physics():

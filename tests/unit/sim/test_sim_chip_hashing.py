@@ -6,15 +6,12 @@ import hashlib
 
 import pytest
 
+from drivers import sha256_state
+from drivers.sha256_state import SHA256_IV, compress
 from drivers.sim import testing as host
 from drivers.sim.chips import COUNTER_UNIT, SimChain
-from drivers.sim.hasher import (
-    SHA256_IV,
-    MidstateScanner,
-    compress_py,
-    openssl_transform_available,
-    target_for_difficulty,
-)
+from drivers.sim.hasher import MidstateScanner
+from protocols.stratum_v1.work import difficulty_to_target
 
 SIM_DIFFICULTY = 2e-6  # ~1 hit per 8.6k hashes
 VERSION_MASK = 0x1FFFE000
@@ -61,7 +58,7 @@ def test_bm136x_nonces_solve_the_header(model):
     run(chain, 1.0)
     replies = host.parse_replies(chain.take_output(), 11)
     assert len(replies) >= 3  # ~11 expected
-    target = target_for_difficulty(SIM_DIFFICULTY)
+    target = difficulty_to_target(SIM_DIFFICULTY)
     cores = chain.model.nonce_cores
     for r in replies:
         assert r.crc_ok and r.is_nonce
@@ -89,7 +86,7 @@ def test_bm1370_results_show_rolled_versions():
     assert len(rolled) >= 3 and rolled != {0}
     for r in replies:
         full = host.header_with_nonce(HEADER, r.nonce_bytes, version_of(r, 0x20000000))
-        assert dsha(full) <= target_for_difficulty(SIM_DIFFICULTY)
+        assert dsha(full) <= difficulty_to_target(SIM_DIFFICULTY)
 
 
 def test_without_version_mask_no_rolling():
@@ -114,7 +111,7 @@ def test_bm1397_midstates_and_indices():
         index = r.byte7 & 0x03
         indices.add(index)
         full = host.header_with_nonce(HEADER, r.nonce_bytes, versions[index])
-        assert dsha(full) <= target_for_difficulty(SIM_DIFFICULTY)
+        assert dsha(full) <= difficulty_to_target(SIM_DIFFICULTY)
         assert r.chip_address in (0, 128)
     assert len(indices) >= 2
 
@@ -144,7 +141,7 @@ def test_bm1397_reference_job_frame_from_esp_miner():
     assert replies
     for r in replies:
         assert r.byte7 & 0xFC == 0x04
-        assert dsha(header + r.nonce_bytes) <= target_for_difficulty(SIM_DIFFICULTY)
+        assert dsha(header + r.nonce_bytes) <= difficulty_to_target(SIM_DIFFICULTY)
 
 
 def test_new_job_replaces_old():
@@ -159,7 +156,7 @@ def test_new_job_replaces_old():
     assert replies
     assert {(r.byte7 & 0xF0) >> 1 for r in replies} == {0x30}
     for r in replies:
-        assert dsha(host.header_with_nonce(other, r.nonce_bytes)) <= target_for_difficulty(
+        assert dsha(host.header_with_nonce(other, r.nonce_bytes)) <= difficulty_to_target(
             SIM_DIFFICULTY
         )
 
@@ -192,7 +189,7 @@ def test_ticket_mask_register_sets_difficulty_when_no_sim_override():
     chain.feed(host.write_register(0x14, 0x000000FF))
     chip = chain.chips[0]
     assert chain.effective_ticket_difficulty(chip) == 256
-    assert chain._target_for(chip) == target_for_difficulty(256)
+    assert chain._target_for(chip) == difficulty_to_target(256)
     sim = SimChain("BM1370", 1, sim_ticket_difficulty=0.001)
     assert sim.effective_ticket_difficulty(sim.chips[0]) == 0.001
 
@@ -242,7 +239,7 @@ def test_hardware_errors_are_wrong_nonces_with_right_address():
     for r in replies:
         assert r.crc_ok and r.chip_address in (0, 128)
         full = host.header_with_nonce(HEADER, r.nonce_bytes, version_of(r, 0x20000000))
-        assert dsha(full) > target_for_difficulty(SIM_DIFFICULTY)
+        assert dsha(full) > difficulty_to_target(SIM_DIFFICULTY)
     assert chain.stats.hw_errors_tx == len(replies)
     chain.feed(host.read_register(0x4C, address=0))
     (errors,) = host.parse_replies(chain.take_output(), 11)
@@ -261,13 +258,11 @@ def test_unpowered_chain_is_silent_and_comes_back_reset():
 
 
 def test_midstate_scanner_matches_hashlib_both_ways(monkeypatch):
-    state = compress_py(SHA256_IV, HEADER[:64])
+    state = compress(SHA256_IV, HEADER[:64])
     scanner = MidstateScanner(state, HEADER[64:76])
     nonce = bytes.fromhex("01020304")
     expected = hashlib.sha256(hashlib.sha256(HEADER[:76] + nonce).digest()).digest()
     assert scanner.digest(nonce) == expected
-    from drivers.sim import hasher
-
-    monkeypatch.setattr(hasher, "_OPENSSL_TRANSFORM", None)
+    monkeypatch.setattr(sha256_state, "_OPENSSL_TRANSFORM", None)
     assert MidstateScanner(state, HEADER[64:76]).digest(nonce) == expected
-    assert isinstance(openssl_transform_available(), bool)
+    assert not sha256_state.openssl_available()

@@ -73,3 +73,25 @@ def test_split_of_a_real_template_rebuilds_the_block(tmp_path) -> None:
         assert merkle_root([t.txid for t in block.txs])[0] == header.merkle_root
         assert block.txs[0].inputs[0].witness == [bytes(32)]  # witness reserved value
         assert block.txs[0].txid == coinbase.txid
+
+
+def test_group_channel_sends_one_extended_job_for_all_members() -> None:
+    from appliance.stratum_v2.jobs import GroupChannel
+
+    group = GroupChannel(99)
+    a = channel(ChannelKind.STANDARD, 1 << 250, channel_id=1)
+    b = channel(ChannelKind.STANDARD, 1 << 250, channel_id=2)
+    first = group.add(a.jobs, work())
+    assert [type(m) for m in first] == [NewExtendedMiningJob, SetNewPrevHash]
+    assert {m.channel_id for m in first} == {99}
+    job_id = first[0].job_id
+    late = group.add(b.jobs, work())  # catch-up on its own channel, same job id
+    assert [(type(m), m.channel_id, m.job_id) for m in late] == [
+        (NewMiningJob, 2, job_id),
+        (SetNewPrevHash, 2, job_id),
+    ]
+    update = group.new_job(work(template_id=2))
+    assert len(update) == 1 and update[0].min_ntime == NTIME and update[0].channel_id == 99
+    for member in (a, b):
+        job = member.jobs.lookup(update[0].job_id)
+        assert job is not None and job.merkle_root == root_by_hand(member.jobs.extranonce_prefix)

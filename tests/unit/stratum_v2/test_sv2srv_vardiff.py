@@ -32,3 +32,10 @@ def test_on_target_rate_keeps_target_and_silence_eases_it() -> None:
     assert v.poll(now=60.0) is None and v.target == start
     assert v.poll(now=119.0) is None  # interval not over
     assert v.poll(now=120.0) == min(MAX_TARGET, start * 2 + 1)
+
+
+def test_hostile_hashrates_give_valid_targets() -> None:
+    for rate in (float("nan"), float("-inf"), -5.0, 0.0):
+        assert target_from_hashrate(rate, 6.0) == MAX_TARGET
+    assert target_from_hashrate(float("inf"), 6.0) == 1
+    assert 1 <= target_from_hashrate(3.4e38, 6.0) < MAX_TARGET  # F32 max

@@ -20,6 +20,8 @@ def test_tp_bench_quick_runs(capsys) -> None:
         "fee_update_ms",
         "request_transactions_ms",
         "solution_to_next_work_ms",
+        "empty_first_tip_to_prev_hash_ms",
+        "empty_first_tip_to_full_template_ms",
     ):
         assert result[key] > 0, key
     assert capsys.readouterr().out.strip().startswith("{")
