@@ -1,8 +1,9 @@
 """The running node: chainstate + P2P + JSON-RPC + SV2 template provider (unit ``blvm-node``).
 
 Start order follows what depends on what: the chainstate opens (and recovers
-from an unclean stop), networking starts, then the RPC with a fresh cookie. Stop
-runs in reverse and flushes the chainstate last, so a clean shutdown leaves
+from an unclean stop), networking starts, the SV2 template provider listens, then
+the RPC with a fresh cookie (so the cookie means "everything is up"). Stop runs in
+reverse and flushes the chainstate last, so a clean shutdown leaves
 nothing to replay.
 """
 
@@ -102,19 +103,7 @@ class NodeService:
             templates=TemplateBuilder(self.chain, self.mempool),
         )
         self.ctx.longpoll = template_rpc.TipWaiter(self.ctx)
-        if cfg.rpc_enabled:
-            dispatcher = Dispatcher(self.ctx)
-            for module in RPC_MODULES:
-                dispatcher.register_module(module)
-            self.ctx.dispatcher = dispatcher
-            auth = Authenticator()
-            for line in cfg.rpcauth:
-                auth.add_rpcauth(line)
-            port = cfg.params.networks_entry().rpc_port if cfg.rpc_port is None else cfg.rpc_port
-            self.rpc = RpcServer(dispatcher, auth, cfg.rpc_bind, port)
-            self.rpc.start()
-            # The cookie appears only once the server listens: its existence means "ready".
-            self._cookie, auth.cookie_password = write_cookie(cfg.datadir)
+        # Before the RPC: its cookie appearing means the whole node, TP included, is up.
         if cfg.sv2_tp_port is not None:
             self.template_provider = TemplateProvider(
                 self.chain,
@@ -144,19 +133,32 @@ class NodeService:
                     cfg.sv2_tp_port,
                     exc.strerror or exc,
                 )
+        if cfg.rpc_enabled:
+            dispatcher = Dispatcher(self.ctx)
+            for module in RPC_MODULES:
+                dispatcher.register_module(module)
+            self.ctx.dispatcher = dispatcher
+            auth = Authenticator()
+            for line in cfg.rpcauth:
+                auth.add_rpcauth(line)
+            port = cfg.params.networks_entry().rpc_port if cfg.rpc_port is None else cfg.rpc_port
+            self.rpc = RpcServer(dispatcher, auth, cfg.rpc_bind, port)
+            self.rpc.start()
+            # The cookie appears only once the server listens: its existence means "ready".
+            self._cookie, auth.cookie_password = write_cookie(cfg.datadir)
 
     async def wait(self) -> None:
         await self._stop.wait()
 
     async def stop(self) -> None:
-        if self.template_provider is not None:
-            await self.template_provider.stop()
-            self.template_provider = None
         if self.rpc is not None:
             self.rpc.stop()
         if self._cookie is not None:
             with contextlib.suppress(FileNotFoundError):
                 self._cookie.unlink()
+        if self.template_provider is not None:
+            await self.template_provider.stop()
+            self.template_provider = None
         if self.p2p is not None:
             await self.p2p.stop()
         if self.ctx is not None and self.ctx.longpoll is not None:

@@ -61,9 +61,12 @@ from protocols.sv2.messages.base import Message
 from protocols.sv2.messages.extensions import WORKER_HASHRATE_TRACKING, user_identity_from_tlvs
 from protocols.sv2.noise import Certificate
 
-__all__ = ["Sv2Server", "Sv2ServerConfig"]
+__all__ = ["ShareSink", "Sv2Server", "Sv2ServerConfig"]
 
 log = logging.getLogger("blvm.stratum_v2.server")
+
+#: Receives (channel, share, ShareResult) of every accepted share, on the event loop.
+ShareSink = Callable[[Channel, Any, Any], None]
 
 PROTOCOL_VERSION = 2
 SUPPORTED_EXTENSIONS = frozenset({WORKER_HASHRATE_TRACKING})
@@ -351,6 +354,7 @@ class _Session:
             )
             return
         server.counters.shares_accepted += 1
+        server.forward_share(channel, share, result)
         stats.accepted += 1
         stats.shares_sum += result.difficulty
         stats.last_share_time = time.time()
@@ -422,8 +426,11 @@ class Sv2Server:
         config: Sv2ServerConfig | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        share_sink: ShareSink | None = None,
     ) -> None:
         self.source = source
+        #: Called with every accepted share (an upstream pool client forwards them).
+        self.share_sink = share_sink
         self.static_secret = static_secret
         self.certificate = certificate
         self.config = config or Sv2ServerConfig()
@@ -549,6 +556,12 @@ class Sv2Server:
         for session in list(self.sessions):
             session.push_work(work)
         self.counters.last_broadcast = time.perf_counter() - started
+
+    def forward_share(
+        self, channel: Channel, share: SubmitSharesStandard | SubmitSharesExtended, result: Any
+    ) -> None:
+        if self.share_sink is not None:
+            self.share_sink(channel, share, result)
 
     def submit_block(self, block: Block) -> None:
         log.info("share meets the network target: submitting block %s", block.hash_hex)

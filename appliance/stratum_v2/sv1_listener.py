@@ -213,6 +213,7 @@ class Sv1Session:
             self.write(ServerConnection.reject(submit.req_id, sv1_code, str(result.error)))
             return
         server.counters.shares_accepted += 1
+        server.forward_share(channel, share, result)
         stats.accepted += 1
         stats.shares_sum += result.difficulty
         stats.best_difficulty = max(stats.best_difficulty, result.hash_difficulty)

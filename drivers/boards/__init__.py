@@ -9,14 +9,13 @@ from drivers.boards.factory import (
     get_board,
     identify,
 )
-from drivers.boards.model import BoardDef, ChipInfo, I2CPart, SafeLimits, TransportKind, UsbId
+from drivers.boards.model import BoardDef, I2CPart, SafeLimits, TransportKind, UsbId
 
 __all__ = [
     "BOARDS",
     "CHIPS",
     "BoardDef",
     "BoardError",
-    "ChipInfo",
     "I2CPart",
     "SafeLimits",
     "TransportKind",

@@ -10,21 +10,14 @@ regulator at 0x24.
 
 from __future__ import annotations
 
+from drivers.asic.bm13xx import CHIPS  # chip facts live with the chip drivers
 from drivers.boards.model import (
     BoardDef,
-    ChipInfo,
     I2CPart,
     SafeLimits,
     TransportKind,
     UsbId,
 )
-
-CHIPS: dict[str, ChipInfo] = {
-    "BM1366": ChipInfo("BM1366", 0x1366, 112, 894, 485, 1200, 1_000_000),
-    "BM1368": ChipInfo("BM1368", 0x1368, 80, 1276, 490, 1166, 1_000_000),
-    "BM1370": ChipInfo("BM1370", 0x1370, 128, 2040, 525, 1150, 1_000_000),
-    "BM1397": ChipInfo("BM1397", 0x1397, 168, 672, 425, 1400, 3_125_000),
-}
 
 FAN = I2CPart("EMC2101", 0x4C)
 POWER = I2CPart("TPS546", 0x24)

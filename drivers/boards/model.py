@@ -11,29 +11,13 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from drivers.asic.bm13xx.chips import ChipSpec
 from drivers.i2c.tps546 import PowerLimits
 
 
 class TransportKind(enum.StrEnum):
     SERIAL = "serial"  # on-board UART (Bitaxe-class: ESP32/SBC UART or a ttyUSB/ttyACM)
     USB = "usb"  # USB-UART bridge driven through pyusb (GekkoScience sticks)
-
-
-@dataclass(frozen=True, slots=True)
-class ChipInfo:
-    """Per-chip-model facts the board table needs (``shared/reference/bm13xx.md``)."""
-
-    model: str
-    chip_id: int
-    cores: int
-    small_cores: int
-    default_mhz: float
-    default_mv: int
-    fast_baud: int
-
-    def expected_ghs(self, mhz: float, chips: int = 1) -> float:
-        """Expected hashrate: f x small cores x chips."""
-        return mhz * self.small_cores * chips / 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +56,7 @@ class BoardDef:
 
     name: str
     description: str
-    chip: ChipInfo
+    chip: ChipSpec  # the driver's chip facts (drivers.asic.bm13xx)
     chip_count: int
     #: Chips per series-stacked voltage domain; the regulator's Vout = Vcore x domains.
     chips_per_domain: int
@@ -113,7 +97,7 @@ class BoardDef:
         return self.vout_for(self.limits.vcore_min_mv), self.vout_for(self.limits.vcore_max_mv)
 
     def expected_ghs(self, mhz: float | None = None) -> float:
-        return self.chip.expected_ghs(mhz or self.default_freq_mhz, self.chip_count)
+        return self.chip.expected_hashrate(mhz or self.default_freq_mhz, self.chip_count) / 1e9
 
     def power_limits(self) -> PowerLimits:
         """TPS546 protection settings for this board (input thresholds scale with ``vin_v``)."""

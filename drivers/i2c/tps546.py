@@ -191,7 +191,7 @@ class TPS546:
     @counts_faults
     def is_on(self) -> bool:
         with self._guard("read OPERATION"):
-            return bool(self.bus.read_byte_data(self.address, Cmd.OPERATION) & 0x80)
+            return bool(self.bus.read_byte_data(self.address, Cmd.OPERATION) & pmbus.OPERATION_ON)
 
     @counts_faults
     def clear_faults(self) -> None:

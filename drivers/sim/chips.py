@@ -30,12 +30,13 @@ hardware, not the CPU budget.
 
 from __future__ import annotations
 
-import enum
 import logging
 import random
 from dataclasses import dataclass
 
 from drivers.asic.bm13xx.crc import crc5, crc16
+from drivers.asic.bm13xx.frames import CMD_PREAMBLE, REPLY_PREAMBLE, Header, reverse_words
+from drivers.asic.bm13xx.registers import Register, misc_control_baud
 from drivers.sim.errors import SimConfigError
 from drivers.sim.faults import FaultState, drop_bytes
 from drivers.sim.hasher import NONCES_PER_CORE, HeaderScanner, MidstateScanner
@@ -45,38 +46,12 @@ from protocols.stratum_v1.work import difficulty_to_target
 log = logging.getLogger(__name__)
 
 
-class HostHeader(enum.IntEnum):
-    """Header bytes of host -> chip frames."""
-
-    JOB = 0x21
-    SET_ADDRESS = 0x40
-    WRITE = 0x41
-    READ = 0x42
-    WRITE_ALL = 0x51
-    READ_ALL = 0x52
-    CHAIN_INACTIVE = 0x53
+# Register map is the driver's: the chip and its driver must agree on it. The simulated
+# chips give meaning to CHIP_ID, HASH_RATE, PLL0, TICKET_MASK, MISC_CONTROL, FAST_UART, the
+# counters and VERSION_ROLLING; other registers are stored and read back.
+ChipReg = Register
 
 
-class ChipReg(enum.IntEnum):
-    """Registers the simulated chips give meaning to (others are stored and read back)."""
-
-    CHIP_ID = 0x00
-    HASH_RATE = 0x04  # BM1397: modelled hashrate / 2^20
-    PLL0 = 0x08
-    TICKET_MASK = 0x14
-    MISC_CONTROL = 0x18
-    FAST_UART = 0x28
-    ERROR_COUNTER = 0x4C
-    DOMAIN0_COUNTER = 0x88
-    DOMAIN1_COUNTER = 0x89
-    DOMAIN2_COUNTER = 0x8A
-    DOMAIN3_COUNTER = 0x8B
-    TOTAL_COUNTER = 0x8C
-    VERSION_ROLLING = 0xA4
-
-
-PREAMBLE_HOST = b"\x55\xaa"
-PREAMBLE_CHIP = b"\xaa\x55"
 MISC_CONTROL_DEFAULT = 0x00007A31
 """Register 0x18 after reset: UART divider 26 -> 115,740 baud."""
 
@@ -94,12 +69,6 @@ MAX_CATCHUP_S = 0.25
 """At most this much wall-clock time of hash budget is spent in one advance()."""
 
 _READ_ONLY_REGS = (ChipReg.CHIP_ID,)
-
-
-def uart_baud_from_misc_control(value: int) -> int:
-    """Register 0x18 -> UART rate: 25 MHz / (8 x (divider + 1)), divider in bits 8-12."""
-    divider = (value >> 8) & 0x1F
-    return int(REF_CLOCK_MHZ * 1e6 / (8 * (divider + 1)))
 
 
 def pll_frequency(model: SimChipModel, value: int) -> float:
@@ -172,11 +141,6 @@ def scatter_bits(index: int, mask: int) -> int:
     return out
 
 
-def word_reverse(data: bytes) -> bytes:
-    """Reverse the order of 32-bit words, keeping each word's bytes (job-frame hash fields)."""
-    return b"".join(data[i : i + 4] for i in range(len(data) - 4, -1, -4))
-
-
 @dataclass(slots=True)
 class _Slot:
     """One variant of a job a chip scans: a rolled version or a BM1397 midstate."""
@@ -228,8 +192,8 @@ def decode_job(model: SimChipModel, body: bytes) -> JobWork:
     nbits = int.from_bytes(body[6:10], "little")
     ntime = int.from_bytes(body[10:14], "little")
     if model.job_body_len == 82:
-        merkle = word_reverse(body[14:46])
-        prev = word_reverse(body[46:78])
+        merkle = reverse_words(body[14:46])
+        prev = reverse_words(body[46:78])
         version = int.from_bytes(body[78:82], "little")
         return JobWork(job_id, nms, start, nbits, ntime, version, prev, merkle, merkle[28:], ())
     midstates = []
@@ -282,7 +246,7 @@ class SimChip:
         fast = self.registers.get(ChipReg.FAST_UART, 0)
         if self.model.rolls_version and fast:
             return FAST_UART_RATES.get(fast, UNKNOWN_BAUD)
-        return uart_baud_from_misc_control(self.registers[ChipReg.MISC_CONTROL])
+        return misc_control_baud(self.registers[ChipReg.MISC_CONTROL])
 
     @property
     def ticket_difficulty(self) -> int:
@@ -527,7 +491,7 @@ class SimChain:
     def _parse(self) -> None:
         rx = self._rx
         while True:
-            start = rx.find(PREAMBLE_HOST)
+            start = rx.find(CMD_PREAMBLE)
             if start < 0:
                 keep = 1 if rx[-1:] == b"\x55" else 0
                 self.stats.garbage_bytes_rx += len(rx) - keep
@@ -539,7 +503,7 @@ class SimChain:
             if len(rx) < 4:
                 return
             hdr, length = rx[2], rx[3]
-            if hdr == HostHeader.JOB:
+            if hdr == Header.JOB:
                 ok = length == self._frame_len_job
             elif hdr & 0xE0 == 0x40:
                 ok = length in (5, 9)
@@ -563,15 +527,15 @@ class SimChain:
 
     @staticmethod
     def _frame_ok(frame: bytes) -> bool:
-        if frame[2] == HostHeader.JOB:
+        if frame[2] == Header.JOB:
             return crc16(frame[2:-2]) == int.from_bytes(frame[-2:], "big")
         return crc5(frame[2:-1]) == frame[-1]
 
     def _dispatch(self, frame: bytes) -> None:
         hdr = frame[2]
-        data = frame[4:-2] if hdr == HostHeader.JOB else frame[4:-1]
+        data = frame[4:-2] if hdr == Header.JOB else frame[4:-1]
         live = self._live_chips()
-        if hdr == HostHeader.JOB:
+        if hdr == Header.JOB:
             self.stats.jobs_rx += 1
             work = decode_job(self.model, data)
             for chip in live:
@@ -604,7 +568,7 @@ class SimChain:
         if self.faults.crc_error_rate and self._rng.random() < self.faults.crc_error_rate:
             crc_byte ^= 1 << self._rng.randrange(5)
             self.stats.corrupted_tx += 1
-        self._tx += PREAMBLE_CHIP + body + bytes((crc_byte,))
+        self._tx += REPLY_PREAMBLE + body + bytes((crc_byte,))
 
     def _send_register(self, chip: SimChip, reg: int) -> None:
         body = chip.read_register(reg).to_bytes(4, "big") + bytes((chip.address, reg))

@@ -24,7 +24,10 @@ from drivers.i2c.emc2101 import (
     tach_from_rpm,
 )
 from drivers.i2c.pmbus import (
+    OPERATION_OFF,
+    OPERATION_ON,
     Cmd,
+    StatusWord,
     decode_linear11,
     decode_ulinear16,
     encode_linear11,
@@ -200,7 +203,7 @@ class SimTPS546(SimI2CDevice):
         self.faults = faults
         u16 = self._u16
         self.bytes: dict[int, int] = {
-            PmbusCmd.OPERATION: 0x80 if on else 0x00,
+            PmbusCmd.OPERATION: OPERATION_ON if on else OPERATION_OFF,
             PmbusCmd.ON_OFF_CONFIG: 0x1F,
             PmbusCmd.WRITE_PROTECT: 0x00,
             PmbusCmd.VOUT_OV_FAULT_RESPONSE: 0xC0,
@@ -240,7 +243,7 @@ class SimTPS546(SimI2CDevice):
     # -- state the board reads ---------------------------------------------------------
     @property
     def output_on(self) -> bool:
-        return bool(self.bytes[PmbusCmd.OPERATION] & 0x80) and not self.latched_off
+        return bool(self.bytes[PmbusCmd.OPERATION] & OPERATION_ON) and not self.latched_off
 
     @property
     def vout(self) -> float:
@@ -285,20 +288,20 @@ class SimTPS546(SimI2CDevice):
             self.bytes[PmbusCmd.OPERATION] = 0x00
 
     def status_word(self) -> int:
-        word = 0
+        word = StatusWord(0)
         if not self.output_on:
-            word |= 0x40 | 0x0800  # OFF, POWER_GOOD#
+            word |= StatusWord.OFF | StatusWord.POWER_GOOD_NEGATED
         if self.status_iout & STATUS_IOUT_OC_FAULT:
-            word |= 0x10
+            word |= StatusWord.IOUT_OC_FAULT
         if self.status_iout:
-            word |= 0x4000
+            word |= StatusWord.IOUT_POUT
         if self.status_temp:
-            word |= 0x04
+            word |= StatusWord.TEMPERATURE
         if self.status_cml:
-            word |= 0x02
+            word |= StatusWord.CML
         if word & 0xFF00 and not word & 0x00FE:
-            word |= 0x01  # NONE_OF_THE_ABOVE
-        return word
+            word |= StatusWord.NONE_OF_THE_ABOVE
+        return int(word)
 
     # -- register access ----------------------------------------------------------------
     def read_byte(self, reg: int) -> int:

@@ -1,9 +1,11 @@
 """Host-side frame builders and reply parsing for exercising a simulated board.
 
-Small and independent of the host driver in ``drivers.asic`` on purpose: the sim's
-own tests (and anyone poking a board from a REPL) can talk to it without the driver,
-and a disagreement between the two implementations shows up as a test failure.
-Layouts follow the BM13xx reference facts (docs in ``drivers.sim.chips``).
+Small and independent of the host driver in ``drivers.asic`` on purpose: the frame
+layouts are built here, not by the driver's encoders, so the sim's own tests (and anyone
+poking a board from a REPL) can talk to it without the driver, and a disagreement between
+the two layouts shows up as a test failure. Only wire constants (header bytes, preambles),
+CRCs and SHA-256 state work are shared. Layouts follow the BM13xx reference facts (docs in
+``drivers.sim.chips``).
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ import struct
 from dataclasses import dataclass
 
 from drivers.asic.bm13xx.crc import crc5, crc16
+from drivers.asic.bm13xx.frames import REPLY_PREAMBLE, Header, reverse_words
 from drivers.sha256_state import midstate_words
-from drivers.sim.chips import PREAMBLE_CHIP, HostHeader, word_reverse
 
 
 def command(header: int, data: bytes) -> bytes:
@@ -25,27 +27,27 @@ def command(header: int, data: bytes) -> bytes:
 def read_register(reg: int, address: int | None = None) -> bytes:
     """Read ``reg`` from one chip, or from all chips when ``address`` is None."""
     if address is None:
-        return command(HostHeader.READ_ALL, bytes((0, reg)))
-    return command(HostHeader.READ, bytes((address, reg)))
+        return command(Header.READ_ALL, bytes((0, reg)))
+    return command(Header.READ_ONE, bytes((address, reg)))
 
 
 def write_register(reg: int, value: int, address: int | None = None) -> bytes:
     """Write a 32-bit big-endian ``value`` to one chip or to all."""
-    hdr = HostHeader.WRITE_ALL if address is None else HostHeader.WRITE
+    hdr = Header.WRITE_ALL if address is None else Header.WRITE_ONE
     return command(hdr, bytes((address or 0, reg)) + value.to_bytes(4, "big"))
 
 
 def chain_inactive() -> bytes:
-    return command(HostHeader.CHAIN_INACTIVE, b"\x00\x00")
+    return command(Header.CHAIN_INACTIVE, b"\x00\x00")
 
 
 def set_address(address: int) -> bytes:
-    return command(HostHeader.SET_ADDRESS, bytes((address, 0)))
+    return command(Header.SET_ADDRESS, bytes((address, 0)))
 
 
 def job_frame(body: bytes) -> bytes:
     """``55 AA 21 LEN BODY CRC16`` (CRC16 high byte first)."""
-    head = bytes((HostHeader.JOB, len(body) + 4)) + body
+    head = bytes((Header.JOB, len(body) + 4)) + body
     return b"\x55\xaa" + head + crc16(head).to_bytes(2, "big")
 
 
@@ -53,7 +55,7 @@ def bm136x_job(job_id: int, header: bytes, starting_nonce: int = 0) -> bytes:
     """BM1366/68/70 job from an 80-byte header (nonce bytes ignored)."""
     body = bytes((job_id, 1)) + starting_nonce.to_bytes(4, "little")
     body += header[72:76] + header[68:72]  # nbits, ntime as in the header (little-endian)
-    body += word_reverse(header[36:68]) + word_reverse(header[4:36]) + header[0:4]
+    body += reverse_words(header[36:68]) + reverse_words(header[4:36]) + header[0:4]
     return job_frame(body)
 
 
@@ -110,7 +112,7 @@ def parse_replies(data: bytes, reply_len: int) -> list[Reply]:
     """Split a chip output stream into frames (resyncing on the ``AA 55`` preamble)."""
     replies, pos = [], 0
     while True:
-        start = data.find(PREAMBLE_CHIP, pos)
+        start = data.find(REPLY_PREAMBLE, pos)
         if start < 0 or start + reply_len > len(data):
             return replies
         raw = data[start : start + reply_len]

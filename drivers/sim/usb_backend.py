@@ -146,17 +146,6 @@ class _Handle:
     claimed: set[int] = field(default_factory=set)
 
 
-@dataclass(frozen=True, slots=True)
-class ControlRecord:
-    """One control transfer the device saw (for tests of request sequences)."""
-
-    bm_request_type: int
-    b_request: int
-    w_value: int
-    w_index: int
-    data: bytes
-
-
 def _gone() -> usb.core.USBError:
     return usb.core.USBError(
         "No such device (it may have been disconnected)", _LIBUSB_ERROR_NO_DEVICE, errno.ENODEV
@@ -198,7 +187,8 @@ class _SimBridgeBackend(usb.backend.IBackend):
         self.baud_tolerance = baud_tolerance
         self.plugged = True
         self.generation = 1
-        self.control_log: list[ControlRecord] = []
+        # every OUT control transfer the device saw, as the host's own request type
+        self.control_log: list[ftdi.ControlRequest] = []
         self.bytes_dropped = 0
         self._power_up()
 
@@ -376,7 +366,9 @@ class _SimBridgeBackend(usb.backend.IBackend):
                 data[:n] = array.array("B", reply[:n])
                 return n
             payload = bytes(data) if data is not None else b""
-            self.control_log.append(ControlRecord(bmRequestType, bRequest, wValue, wIndex, payload))
+            self.control_log.append(
+                ftdi.ControlRequest(bmRequestType, bRequest, wValue, wIndex, payload)
+            )
             self._vendor_out(bmRequestType, bRequest, wValue, wIndex, payload)
             return len(payload)
 

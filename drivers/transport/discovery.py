@@ -232,15 +232,26 @@ def probe_serial_port(
         found.status = "busy" if busy else "error"
         found.detail = f"cannot open: {exc}"
         return found
+    return _probe_into(found, port, timeout, None, (serial.SerialException, OSError))
+
+
+def _probe_into(
+    found: FoundBoard,
+    transport: Transport,
+    timeout: float,
+    usb_id: UsbId | None,
+    io_errors: tuple[type[Exception], ...] = (),
+) -> FoundBoard:
+    """Probe the chips behind an open ``transport``, close it, and record the answer."""
     try:
-        probe = probe_transport(port, timeout)
-    except (serial.SerialException, OSError, TransportError) as exc:
+        probe = probe_transport(transport, timeout)
+    except (TransportError, *io_errors) as exc:
         found.status = "error"
         found.detail = f"probe failed: {exc}"
         return found
     finally:
-        port.close()
-    _fill_from_probe(found, probe, None)
+        transport.close()
+    _fill_from_probe(found, probe, usb_id)
     return found
 
 
@@ -333,16 +344,7 @@ def probe_usb_bridge(info: UsbBridgeInfo, backend: Any = None, timeout: float = 
         found.status = "busy" if "busy" in str(exc).lower() else "error"
         found.detail = str(exc)
         return found
-    try:
-        probe = probe_transport(transport, timeout)
-    except TransportError as exc:
-        found.status = "error"
-        found.detail = f"probe failed: {exc}"
-        return found
-    finally:
-        transport.close()
-    _fill_from_probe(found, probe, usb_id)
-    return found
+    return _probe_into(found, transport, timeout, usb_id)
 
 
 # -- simulated boards -----------------------------------------------------------------------

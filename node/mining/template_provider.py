@@ -13,6 +13,10 @@ CoinbaseOutputConstraints; from then on the client gets
 - ``SubmitSolution`` rebuilds the block from the template and goes straight to the
   chainstate, so a found block is validated and relayed at once.
 
+Options: ``empty_first`` sends a coinbase-only template the moment the tip moves and the
+full one when it is built; while the node is syncing (best header more than
+``SYNC_SLACK_BLOCKS`` ahead of the tip) no work is sent at all.
+
 Tip changes arrive through ``Chainstate.subscribe`` and mempool changes through
 ``Mempool.add_listener`` (any thread; both just wake the event loop), never by polling.
 A malformed frame or a protocol violation closes only that connection, with the reason

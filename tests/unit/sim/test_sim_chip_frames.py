@@ -7,13 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drivers.asic.bm13xx.crc import crc5
+from drivers.asic.bm13xx.registers import misc_control_baud
 from drivers.sim import testing as host
 from drivers.sim.chips import (
     SimChain,
     pll_frequency,
     reply_crc_byte,
     ticket_mask_difficulty,
-    uart_baud_from_misc_control,
 )
 from drivers.sim.errors import SimConfigError
 from drivers.sim.models import MODELS, get_model
@@ -151,9 +151,9 @@ def test_ticket_mask_decoding():
 
 
 def test_bm1397_baud_register():
-    assert uart_baud_from_misc_control(0x00007A31) == pytest.approx(115_740, abs=10)
-    assert uart_baud_from_misc_control(0x00006031) == 3_125_000
-    assert uart_baud_from_misc_control(0x00006131) == 1_562_500
+    assert misc_control_baud(0x00007A31) == pytest.approx(115_740, abs=10)
+    assert misc_control_baud(0x00006031) == 3_125_000
+    assert misc_control_baud(0x00006131) == 1_562_500
     chain = SimChain("BM1397", 1)
     chain.feed(host.write_register(0x18, 0x00006031))
     assert chain.baud == 3_125_000
