@@ -22,6 +22,7 @@ import contextlib
 import ipaddress
 import logging
 import random
+import socket
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -70,6 +71,9 @@ T = TypeVar("T")
 
 MAX_HEADERS_RESULTS = 2000
 MAX_BLOCKS_RESULTS = 500
+OUTBOUND_CHECK_INTERVAL = 5.0
+RETRY_ADDRESS_AFTER = 60.0
+SEED_REQUERY = 300.0
 MAX_ORPHANS = 100  # Core's DEFAULT_MAX_ORPHAN_TRANSACTIONS
 MAX_REJECTED = 50_000
 MAX_TX_REQUEST = 1000
@@ -133,6 +137,7 @@ class P2PNode:
         datadir: Path | None = None,
         ban_local: bool = False,
         mempool: Any = None,
+        dns_seeds: tuple[str, ...] | None = None,
     ) -> None:
         self.chain = chainstate
         self.mempool = mempool  # node.mempool.Mempool; None disables transaction relay
@@ -160,6 +165,11 @@ class P2PNode:
         self._unsubscribe: Callable[[], None] | None = None
         self.bound_port: int | None = None
         self._added: dict[tuple[str, int], asyncio.Task] = {}
+        # Automatic outbound peers (off when --connect names peers, as in Core).
+        self.dns_seeds = self.network.dns_seeds if dns_seeds is None else dns_seeds
+        self._dialing: set[tuple[str, int]] = set()
+        self._last_try: dict[tuple[str, int], float] = {}
+        self._last_seed_query = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -173,6 +183,8 @@ class P2PNode:
             log.info("listening for peers on %s:%d", self.listen[0], self.bound_port)
         for target in self.connect:
             self.add_node(target)
+        if not self.connect:
+            self._spawn(self._outbound_loop())
         self._spawn(self._stall_watch())
 
     async def stop(self) -> None:
@@ -289,18 +301,67 @@ class P2PNode:
             return
         await self._serve(self._make_conn(reader, writer, inbound=False), (host, port))
 
+    async def _outbound_loop(self) -> None:
+        """Keep up to ``max_outbound`` outbound peers from the address book (and DNS seeds)."""
+        while not self._stopping.is_set():
+            outbound = sum(1 for s in self.peers.values() if not s.conn.inbound)
+            want = self.max_outbound - outbound - len(self._dialing)
+            if want > 0:
+                now = time.monotonic()
+                busy = {(s.conn.host, s.conn.port) for s in self.peers.values()}
+                busy |= self._dialing | set(self._added)
+                recent = {a for a, t in self._last_try.items() if now - t < RETRY_ADDRESS_AFTER}
+                candidates = [
+                    a
+                    for a in self.addrbook.candidates(busy | recent)
+                    if not self._is_banned(a.host)
+                ]
+                if not candidates and self.dns_seeds and now - self._last_seed_query > SEED_REQUERY:
+                    self._last_seed_query = now
+                    await self._query_seeds()
+                for a in candidates[:want]:
+                    self._spawn(self._dial((a.host, a.port)))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), OUTBOUND_CHECK_INTERVAL)
+
+    async def _dial(self, target: tuple[str, int]) -> None:
+        self._dialing.add(target)
+        self._last_try[target] = time.monotonic()
+        try:
+            await self._connect_once(*target)
+        finally:
+            self._dialing.discard(target)
+
+    async def _query_seeds(self) -> None:
+        """Resolve the network's DNS seeds into the address book."""
+        assert self._loop is not None
+        port = self.network.default_port
+        for seed in self.dns_seeds:
+            try:
+                infos = await self._loop.getaddrinfo(seed, port, type=socket.SOCK_STREAM)
+            except OSError as exc:
+                log.info("DNS seed %s: %s", seed, exc)
+                continue
+            now = int(time.time())
+            for family, *_rest, sockaddr in infos:
+                if family == socket.AF_INET:
+                    self.addrbook.add(sockaddr[0], sockaddr[1], 0, now)
+            log.info("DNS seed %s gave %d addresses", seed, len(infos))
+
+    def _keep_address(self, host: str) -> bool:
+        """Only routable addresses from peers, except on regtest (all loopback)."""
+        if self.chain.params.name == "regtest":
+            return True
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return ip.is_global
+
     async def _keep_connected(self, host: str, port: int) -> None:
         """Hold an outbound connection to ``host:port``, reconnecting after drops."""
         while not self._stopping.is_set():
-            if not self._is_banned(host):
-                try:
-                    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 10)
-                except (OSError, TimeoutError) as exc:
-                    log.info("cannot reach %s:%d: %s", host, port, exc)
-                    self.addrbook.mark_failure(host, port)
-                else:
-                    conn = self._make_conn(reader, writer, inbound=False)
-                    await self._serve(conn, (host, port))
+            await self._connect_once(host, port)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), RECONNECT_DELAY)
 
@@ -346,6 +407,9 @@ class P2PNode:
         if not conn.inbound:
             self.addrbook.mark_success(conn.host, conn.port, int(time.time()))
             conn.send(GetAddr())
+        if self.mempool is not None:
+            # BIP133: tell the peer not to announce what our mempool would refuse anyway.
+            conn.send(FeeFilter(self.mempool.min_fee_rate()))
         await self._send_getheaders(state)
         if self.chain.height > version.start_height:
             # The peer looks behind: announce our tip so it can fetch what it lacks
@@ -692,13 +756,15 @@ class P2PNode:
 
     async def _on_Addr(self, state: PeerState, msg: Addr) -> None:
         for a in msg.addrs:
-            self.addrbook.add(a.addr.host, a.addr.port, a.addr.services, a.time)
+            if self._keep_address(a.addr.host):
+                self.addrbook.add(a.addr.host, a.addr.port, a.addr.services, a.time)
 
     async def _on_AddrV2(self, state: PeerState, msg: AddrV2) -> None:
         for a in msg.addrs:
             if a.network == 1:  # IPv4 is all we dial; others are accepted and not kept
                 host = ".".join(str(b) for b in a.addr)
-                self.addrbook.add(host, a.port, a.services, a.time)
+                if self._keep_address(host):
+                    self.addrbook.add(host, a.port, a.services, a.time)
 
     async def _on_GetAddr(self, state: PeerState, msg: GetAddr) -> None:
         if not state.conn.inbound:

@@ -26,17 +26,56 @@ class Network:
     p2sh_prefix: int
     wif_prefix: int  # base58 version byte of WIF private keys
     rpc_port: int
+    dns_seeds: tuple[str, ...] = ()  # hosts whose A records are nodes to dial first
 
 
-MAINNET = Network("mainnet", "main", bytes.fromhex("f9beb4d9"), 8333, "bc", 0x00, 0x05, 0x80, 8332)
+MAINNET = Network(
+    "mainnet",
+    "main",
+    bytes.fromhex("f9beb4d9"),
+    8333,
+    "bc",
+    0x00,
+    0x05,
+    0x80,
+    8332,
+    (
+        "seed.bitcoin.sipa.be",
+        "dnsseed.bluematt.me",
+        "seed.bitcoin.jonasschnelli.ch",
+        "seed.btc.petertodd.net",
+        "seed.bitcoin.sprovoost.nl",
+        "dnsseed.emzy.de",
+        "seed.bitcoin.wiz.biz",
+        "seed.mainnet.achownodes.xyz",
+    ),
+)
 TESTNET3 = Network(
     "testnet3", "test", bytes.fromhex("0b110907"), 18333, "tb", 0x6F, 0xC4, 0xEF, 18332
 )
 TESTNET4 = Network(
-    "testnet4", "testnet4", bytes.fromhex("1c163f28"), 48333, "tb", 0x6F, 0xC4, 0xEF, 48332
+    "testnet4",
+    "testnet4",
+    bytes.fromhex("1c163f28"),
+    48333,
+    "tb",
+    0x6F,
+    0xC4,
+    0xEF,
+    48332,
+    ("seed.testnet4.bitcoin.sprovoost.nl", "seed.testnet4.wiz.biz"),
 )
 SIGNET = Network(
-    "signet", "signet", bytes.fromhex("0a03cf40"), 38333, "tb", 0x6F, 0xC4, 0xEF, 38332
+    "signet",
+    "signet",
+    bytes.fromhex("0a03cf40"),
+    38333,
+    "tb",
+    0x6F,
+    0xC4,
+    0xEF,
+    38332,
+    ("seed.signet.bitcoin.sprovoost.nl", "seed.signet.achownodes.xyz"),
 )
 REGTEST = Network(
     "regtest", "regtest", bytes.fromhex("fabfb5da"), 18444, "bcrt", 0x6F, 0xC4, 0xEF, 18443

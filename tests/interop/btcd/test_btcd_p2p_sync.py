@@ -278,3 +278,40 @@ def test_transactions_relay_both_ways(tmp_path: Path) -> None:
         mempool.close()
         chain.close()
         btcd.stop()
+
+
+def test_automatic_outbound_peers_from_the_address_book(tmp_path: Path) -> None:
+    """Without --connect the node dials known addresses itself, up to its outbound limit."""
+    first = Btcd(tmp_path / "btcd1")
+    second = Btcd(tmp_path / "btcd2", connect=[first.p2p_port])  # both end up with the chain
+    chain = Chainstate.open(tmp_path / "ours", REGTEST)
+    try:
+        first.rpc("generate", 30)
+        best = first.rpc("getbestblockhash")
+        deadline = time.time() + 30
+        while second.rpc("getbestblockhash") != best:
+            assert time.time() < deadline, "btcd2 did not sync from btcd1"
+            time.sleep(0.1)
+
+        async def scenario() -> None:
+            node = P2PNode(chain, max_outbound=1, dns_seeds=())
+            for b in (first, second):
+                node.addrbook.add("127.0.0.1", b.p2p_port, 1, int(time.time()))
+            await node.start()
+            try:
+                synced = await _wait_for(lambda: chain.tip.hash_hex == best, 60)
+                assert synced, "did not sync from a peer found in the address book"
+                await asyncio.sleep(OUTBOUND_SETTLE)
+                outbound = [s for s in node.peers.values() if not s.conn.inbound]
+                assert len(outbound) == 1
+            finally:
+                await node.stop()
+
+        asyncio.run(scenario())
+    finally:
+        chain.close()
+        first.stop()
+        second.stop()
+
+
+OUTBOUND_SETTLE = 6.0  # more than one outbound-check interval
