@@ -15,3 +15,7 @@ class UpstreamRefused(UpstreamError):
 
 class UpstreamIncompatible(UpstreamError):
     """The pool's terms do not fit ours (e.g. an extranonce space smaller than we need)."""
+
+
+class UpstreamConfigError(UpstreamError):
+    """An upstream entry in the configuration cannot be used (says which and why)."""

@@ -5,7 +5,7 @@ Slots are tried in order. The active one must keep earning its place: work withi
 ratio under `max_reject_ratio` (once `min_shares` results are in). A failed slot rests for
 `retry_after`; meanwhile every better slot that has rested is probed (connected as a standby)
 and the first one to deliver work takes over, so the primary wins back as soon as it is
-healthy. Time is injected: `step(now)` makes every decision, `run()` only calls it.
+healthy. The reject ratio covers the last `reject_window` seconds. Time is injected: `step(now)` makes every decision, `run()` only calls it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +39,7 @@ class HealthPolicy:
     no_job_timeout: float = 300.0
     max_reject_ratio: float = 0.5
     min_shares: int = 10
+    reject_window: float = 600.0  # seconds of share results the ratio looks at
     retry_after: float = 30.0
     tick: float = 1.0
 
@@ -52,7 +53,8 @@ class _Slot:
     last_work_at: float | None = None
     work: WorkTemplate | None = None
     resting_until: float = 0.0
-    baseline: tuple[int, int] = (0, 0)  # (accepted, rejected) when started
+    # (time, accepted, rejected) samples covering the reject window
+    samples: deque[tuple[float, int, int]] = field(default_factory=deque)
     failures: int = 0
     last_reason: str | None = None
 
@@ -193,8 +195,14 @@ class FailoverSource:
         elif now - slot.last_work_at > policy.no_job_timeout:
             return f"no new job for {now - slot.last_work_at:.0f} s"
         stats = slot.upstream.stats
-        accepted = stats.accepted - slot.baseline[0]
-        rejected = stats.rejected - slot.baseline[1]
+        samples = slot.samples
+        samples.append((now, stats.accepted, stats.rejected))
+        # keep one sample at or before the window's start as the base
+        while len(samples) > 1 and samples[1][0] <= now - policy.reject_window:
+            samples.popleft()
+        _, base_accepted, base_rejected = samples[0]
+        accepted = stats.accepted - base_accepted
+        rejected = stats.rejected - base_rejected
         total = accepted + rejected
         if total >= policy.min_shares and rejected / total > policy.max_reject_ratio:
             return f"{rejected}/{total} shares rejected"
@@ -205,7 +213,7 @@ class FailoverSource:
         slot.started_at = now
         slot.last_work_at = None
         slot.work = None
-        slot.baseline = (upstream.stats.accepted, upstream.stats.rejected)
+        slot.samples = deque([(now, upstream.stats.accepted, upstream.stats.rejected)])
         upstream.set_work_sink(lambda work, s=slot: self._on_work(s, work))
         slot.task = asyncio.get_running_loop().create_task(upstream.run())
         log.info("starting upstream %s", upstream.name)

@@ -31,12 +31,14 @@ from protocols.sv2.connection import HandshakeComplete, Sv2Connection
 from protocols.sv2.errors import ProtocolError
 from protocols.sv2.keys import decode_authority_public_key
 from protocols.sv2.messages import (
+    CloseChannel,
     MiningClientFlags,
     NewExtendedMiningJob,
     OpenExtendedMiningChannel,
     OpenExtendedMiningChannelSuccess,
     OpenMiningChannelError,
     Protocol,
+    Reconnect,
     SetExtranoncePrefix,
     SetNewPrevHash,
     SetTarget,
@@ -70,6 +72,16 @@ class Sv2PoolConfig:
     firmware: str = "blvm-appliance"
 
 
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """What a downstream work item was made of upstream."""
+
+    job_id: int
+    padding: bytes
+    version: int
+    rolling_allowed: bool
+
+
 class Sv2PoolUpstream:
     """One SV2 pool connection. `run()` serves until `close()` or a failure."""
 
@@ -91,27 +103,32 @@ class Sv2PoolUpstream:
         )
         self._wall = wall_clock
         self._sink: WorkSink | None = None
-        self._conn: Sv2Connection | None = None
         self._writer: asyncio.StreamWriter | None = None
+        # Never reset: ids of an earlier connection must not name this one's jobs.
+        self._next_template_id = 1
+        self._reset()
+
+    def _reset(self) -> None:
+        """Forget everything of the previous connection (run() is called again on failover)."""
+        self._conn: Sv2Connection | None = None
         self.channel_id: int | None = None
         self.target = 0
         self.extranonce_prefix = b""
         self.pool_extranonce_size = 0
         self._jobs: OrderedDict[int, NewExtendedMiningJob] = OrderedDict()
         self._prevhash: SetNewPrevHash | None = None
-        self._templates: OrderedDict[int, tuple[int, bytes]] = OrderedDict()
-        self._next_template_id = 1
+        self._templates: OrderedDict[int, _Sent] = OrderedDict()
         self._sequence = 0
         self.work: WorkTemplate | None = None
 
     # interface ----------------------------------------------------------------------------
 
     def set_work_sink(self, sink: WorkSink | None) -> None:
+        # No replay of `self.work`: it may be from a connection that has since failed.
         self._sink = sink
-        if sink is not None and self.work is not None:
-            sink(self.work)
 
     async def run(self) -> None:
+        self._reset()
         self.state = UpstreamState.CONNECTING
         try:
             await self._serve()
@@ -142,17 +159,19 @@ class Sv2PoolUpstream:
         entry = self._templates.get(share.template_id)
         if entry is None or share.hash_value > self.target:
             return False
-        job_id, padding = entry
+        if not entry.rolling_allowed and share.version != entry.version:
+            self.stats.reject("version-rolling-not-allowed")
+            return False
         self._sequence = (self._sequence + 1) & 0xFFFFFFFF
         self._send(
             SubmitSharesExtended(
                 self.channel_id,
                 self._sequence,
-                job_id,
+                entry.job_id,
                 share.nonce,
                 share.ntime,
                 share.version,
-                padding + share.extranonce,
+                entry.padding + share.extranonce,
             )
         )
         self.stats.submitted += 1
@@ -244,6 +263,10 @@ class Sv2PoolUpstream:
         elif isinstance(event, SetTarget):
             self.target = int.from_bytes(event.maximum_target, "little")
             log.info("%s: new target %064x", self.name, self.target)
+        elif isinstance(event, CloseChannel) and event.channel_id == self.channel_id:
+            raise UpstreamError(f"{self.name}: pool closed the channel: {event.reason_code}")
+        elif isinstance(event, Reconnect):
+            raise UpstreamError(f"{self.name}: pool asks to reconnect to {event.new_host}")
         elif isinstance(event, SetExtranoncePrefix):
             self.extranonce_prefix = bytes(event.extranonce_prefix)
         elif isinstance(event, SubmitSharesSuccess):
@@ -291,7 +314,9 @@ class Sv2PoolUpstream:
             extranonce_size=self.space,
             merkle_path=tuple(bytes(p) for p in job.merkle_path),
         )
-        self._templates[template_id] = (job.job_id, padding)
+        self._templates[template_id] = _Sent(
+            job.job_id, padding, job.version, job.version_rolling_allowed
+        )
         while len(self._templates) > MAX_TEMPLATES:
             self._templates.popitem(last=False)
         self.work = work

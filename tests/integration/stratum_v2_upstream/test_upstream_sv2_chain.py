@@ -16,7 +16,7 @@ from pathlib import Path
 from appliance.stratum_v2.keys import load_or_create_keys
 from appliance.stratum_v2.server import Sv2Server, Sv2ServerConfig
 from appliance.stratum_v2.source import NodeTemplateSource
-from appliance.stratum_v2.upstream.base import UpstreamState
+from appliance.stratum_v2.upstream.base import UpstreamShare, UpstreamState
 from appliance.stratum_v2.upstream.failover import FailoverSource, HealthPolicy
 from appliance.stratum_v2.upstream.solo import SoloUpstream
 from appliance.stratum_v2.upstream.sv2_pool import Sv2PoolConfig, Sv2PoolUpstream
@@ -101,6 +101,18 @@ def test_shares_and_a_block_flow_to_the_pool_then_failover_and_back(tmp_path: Pa
                 await client.expect(SubmitSharesSuccess, channel_id=ext.channel_id)
             await _until(lambda: upstream.stats.accepted == 3, what="pool acks")
             assert pool.counters.shares_accepted == 3 and upstream.stats.rejected == 0
+            # the same share again, straight to the upstream: the pool's reject is counted
+            again = UpstreamShare(
+                next(reversed(upstream._templates)),
+                ext.extranonce_prefix + b"\1\2\3\4",
+                share.version,
+                share.ntime,
+                share.nonce,
+                0,
+            )
+            assert upstream.submit_share(again)
+            await _until(lambda: upstream.stats.rejected == 1, what="pool reject")
+            assert upstream.stats.rejects == {"duplicate-share": 1}
 
             # A block two hops down: the pool's chain connects it.
             share, _ = mine(ext, NETWORK // 2, start=nonce, extranonce=b"\5\6\7\x08")
@@ -139,6 +151,45 @@ def test_shares_and_a_block_flow_to_the_pool_then_failover_and_back(tmp_path: Pa
             driver.cancel()
             await asyncio.gather(driver, return_exceptions=True)
             await proxy.close()
+            await pool.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        pool_source.close()
+        solo_source.close()
+        pool_chain.close()
+        solo_chain.close()
+
+
+def test_wrong_pool_authority_key_is_refused_and_solo_takes_over(tmp_path: Path) -> None:
+    pool_chain = Chainstate.open(tmp_path / "pool", REGTEST, script_threads=1)
+    solo_chain = Chainstate.open(tmp_path / "solo", REGTEST, script_threads=1)
+    pool_source = NodeTemplateSource(pool_chain, PAYOUT)
+    solo_source = NodeTemplateSource(solo_chain, SOLO_PAYOUT, extranonce_size=SPACE)
+    pool_keys = load_or_create_keys(tmp_path / "pool-keys", now=int(time.time()))
+    other_keys = load_or_create_keys(tmp_path / "other-keys", now=int(time.time()))
+
+    async def scenario() -> None:
+        config = Sv2ServerConfig(host="127.0.0.1", port=0)
+        pool = Sv2Server(pool_source, pool_keys.static_secret, pool_keys.certificate, config)
+        await pool.start()
+        upstream = Sv2PoolUpstream(
+            Sv2PoolConfig("127.0.0.1", pool.port, other_keys.authority_public, "w"), SPACE
+        )
+        solo = SoloUpstream(solo_source, SPACE)
+        failover = FailoverSource([upstream, solo], SPACE, HealthPolicy(tick=0.05))
+        driver = asyncio.create_task(failover.run())
+        try:
+            await _until(lambda: failover.current() is not None, what="solo work")
+            assert failover.active.upstream is solo
+            assert "CertificateError" in (upstream.stats.last_error or "")
+            assert "CertificateError" in (failover.slots[0].last_reason or "")
+            assert pool.counters.connections_total >= 1 and upstream.channel_id is None
+        finally:
+            await failover.close()
+            driver.cancel()
+            await asyncio.gather(driver, return_exceptions=True)
             await pool.close()
 
     try:

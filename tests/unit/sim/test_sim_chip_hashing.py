@@ -266,3 +266,11 @@ def test_midstate_scanner_matches_hashlib_both_ways(monkeypatch):
     monkeypatch.setattr(sha256_state, "_OPENSSL_TRANSFORM", None)
     assert MidstateScanner(state, HEADER[64:76]).digest(nonce) == expected
     assert not sha256_state.openssl_available()
+
+
+def test_owned_nonces_walk_cores_first_with_address_bits():
+    from drivers.sim.hasher import owned_nonces
+
+    addr = 5 << 17
+    assert owned_nonces(0, 3, 2, 5) == [addr, (1 << 25) | addr, addr | 1]
+    assert owned_nonces(7, 1, 128, 0) == [7 << 25]

@@ -82,7 +82,7 @@ def test_connect_timeout_moves_down_the_list() -> None:
 
 def test_crash_fails_over_and_primary_returns_when_healthy() -> None:
     async def main() -> None:
-        (a, b), fo, seen = make()
+        (a, b), fo, _ = make()
         fo.step(0)
         await settle()
         a.deliver(work(1, prev=1))
@@ -165,6 +165,35 @@ def test_share_sink_maps_back_to_the_active_upstream_only() -> None:
         fo.share_sink(channel, share, result)
         assert len(a.shares) == 1 and b.shares == []
         assert fo.submit_block(object()) == "no-active-upstream"
+        await fo.close()
+
+    run(main())
+
+
+def test_reject_ratio_only_counts_the_recent_window() -> None:
+    async def main() -> None:
+        ups = [ScriptedUpstream("u0"), ScriptedUpstream("u1")]
+        policy = HealthPolicy(
+            connect_timeout=10, no_job_timeout=1e9, min_shares=4, reject_window=100
+        )
+        now = [0.0]
+        fo = FailoverSource(ups, SPACE, policy, clock=lambda: now[0])
+        a = ups[0]
+        fo.step(0)
+        await settle()
+        a.deliver(work(1))
+        fo.step(1)
+        a.stats.rejected += 3  # a bad start: 3 of 3 rejected, under min_shares
+        fo.step(2)
+        a.stats.accepted += 10  # then a healthy stretch
+        fo.step(60)
+        fo.step(160)
+        assert fo.active.upstream is a
+        a.stats.accepted += 1
+        a.stats.rejected += 3  # 3 of 4 since t=70 (since the start: 6 of 17)
+        fo.step(170)
+        await settle()
+        assert fo.active is None and "3/4 shares rejected" in fo.slots[0].last_reason
         await fo.close()
 
     run(main())
