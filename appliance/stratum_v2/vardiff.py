@@ -12,9 +12,7 @@ from dataclasses import dataclass, field
 
 __all__ = ["MAX_TARGET", "Vardiff", "hashrate_from_shares", "target_from_hashrate"]
 
-MAX_TARGET = (1 << 256) - 1
-#: Difficulty-1 target (0xFFFF * 2^208), for human-readable difficulties.
-DIFF1_TARGET = 0xFFFF << 208
+from protocols.stratum_v1.work import DIFF1_TARGET, MAX_TARGET
 
 
 def target_from_hashrate(hashrate: float, shares_per_minute: float) -> int:

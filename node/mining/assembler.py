@@ -31,8 +31,9 @@ def coinbase_script_sig(height: int, extra: bytes = b"") -> bytes:
 
 
 def witness_commitment_script(txs: Sequence[Tx]) -> bytes:
-    """The BIP141 commitment output script for a block whose coinbase is ``txs[0]``."""
-    wtxids = [b"\x00" * 32] + [tx.wtxid for tx in txs[1:]]
+    """The BIP141 commitment output script for a block of ``txs`` (the coinbase excluded:
+    its wtxid counts as zero) with the all-zero witness reserved value."""
+    wtxids = [b"\x00" * 32] + [tx.wtxid for tx in txs]
     root, _ = merkle_root(wtxids)
     return b"\x6a\x24" + WITNESS_COMMITMENT_HEADER + sha256d(root + WITNESS_RESERVED_VALUE)
 
@@ -57,7 +58,7 @@ def create_coinbase(
     coinbase = Tx(2, [txin], outputs, 0)
     if with_commitment:
         txin.witness = [WITNESS_RESERVED_VALUE]
-        outputs.append(TxOut(0, witness_commitment_script([coinbase, *txs])))
+        outputs.append(TxOut(0, witness_commitment_script(txs)))
     return coinbase
 
 

@@ -36,14 +36,11 @@ from node.chain.headers import median_time_past
 from node.chain.params import block_subsidy
 from node.mempool.policy import fee_at
 from node.mining.assembler import (
-    WITNESS_COMMITMENT_HEADER,
-    WITNESS_RESERVED_VALUE,
     assemble_block,
     create_coinbase,
+    witness_commitment_script,
 )
 from protocols.bitcoin.block import Block
-from protocols.bitcoin.hashes import sha256d
-from protocols.bitcoin.merkle import merkle_root
 from protocols.bitcoin.pow import bits_to_target
 from protocols.bitcoin.tx import Tx
 
@@ -166,12 +163,6 @@ class BlockTemplate:
         return out
 
 
-def witness_commitment_for(txs: list[Tx]) -> bytes:
-    """BIP141 commitment script for a block of ``txs`` (coinbase excluded) with a zero nonce."""
-    root, _ = merkle_root([b"\x00" * 32] + [tx.wtxid for tx in txs])
-    return b"\x6a\x24" + WITNESS_COMMITMENT_HEADER + sha256d(root + WITNESS_RESERVED_VALUE)
-
-
 class TemplateBuilder:
     """Builds (and caches) the template for the chainstate's tip from the mempool."""
 
@@ -241,7 +232,7 @@ class TemplateBuilder:
             index[e.txid] = n
         fees = sum(t.fee for t in txs)
         segwit = height >= params.segwit_height
-        commitment = witness_commitment_for([t.tx for t in txs]) if segwit else None
+        commitment = witness_commitment_script([t.tx for t in txs]) if segwit else None
         rules = ["csv", "!segwit", "taproot"]
         if params.is_signet:
             rules.append("!signet")

@@ -16,6 +16,8 @@ import struct
 from collections.abc import Iterable
 from fractions import Fraction
 
+from protocols.bitcoin.pow import bits_to_target as decode_bits
+
 _sha256 = hashlib.sha256
 _pack_header_tail = struct.Struct("<III").pack
 
@@ -99,12 +101,8 @@ def hash_to_display(h: bytes) -> str:
 
 def bits_to_target(nbits: int) -> int:
     """Expand compact ``nbits`` to the network target (negative/overflow forms → 0)."""
-    exponent = nbits >> 24
-    mantissa = nbits & 0x007FFFFF
-    if nbits & 0x00800000:
-        return 0
-    target = mantissa >> (8 * (3 - exponent)) if exponent <= 3 else mantissa << (8 * (exponent - 3))
-    return target if target <= MAX_TARGET else 0
+    decoded = decode_bits(nbits)
+    return 0 if decoded.negative or decoded.overflow else decoded.target
 
 
 def difficulty_to_target(difficulty: float | int | Fraction) -> int:

@@ -31,7 +31,7 @@ def recommit(block: Block, *, commitment: bool = True, pow_ok: bool = True) -> B
     if commitment:
         for i, out in enumerate(coinbase.outputs):
             if out.script_pubkey.startswith(b"\x6a\x24\xaa\x21\xa9\xed"):
-                coinbase.outputs[i] = TxOut(0, witness_commitment_script(block.txs))
+                coinbase.outputs[i] = TxOut(0, witness_commitment_script(block.txs[1:]))
         coinbase.invalidate()
     block.header.merkle_root = merkle_root([tx.txid for tx in block.txs])[0]
     block._size = -1

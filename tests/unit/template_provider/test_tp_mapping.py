@@ -9,11 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.chain.chainstate import BlockStatus
+from node.mining.assembler import witness_commitment_script
 from node.mining.template import (
     DEFAULT_RESERVED_SIGOPS,
     DEFAULT_RESERVED_WEIGHT,
     TemplateBuilder,
-    witness_commitment_for,
 )
 from node.mining.tp_mapping import (
     SolutionError,
@@ -72,7 +72,7 @@ def test_tp_template_message_fields_and_merkle_path(tp_env, n_txs: int) -> None:
     # The only output the TP asks for is the BIP141 commitment to the template's wtxids.
     outputs = parse_outputs(msg.coinbase_tx_outputs, msg.coinbase_tx_outputs_count)
     assert [(o.value, o.script_pubkey) for o in outputs] == [(0, tpl.default_witness_commitment)]
-    assert tpl.default_witness_commitment == witness_commitment_for(
+    assert tpl.default_witness_commitment == witness_commitment_script(
         [t.tx for t in tpl.transactions]
     )
     # Merkle path: folding any coinbase txid up the path gives the block's merkle root.
