@@ -312,3 +312,26 @@ def test_mempool_and_getblocktemplate(node: RunningNode) -> None:
     assert rpc.getbestblockhash() == block.hash_hex
     assert rpc.getrawmempool() == []
     assert rpc.getrawtransaction(txs[0].txid_hex, False, block.hash_hex) == txs[0].serialize().hex()
+
+
+def test_generateblock_with_mempool_txid_and_raw_transaction(node: RunningNode) -> None:
+    from node.wallet.keys import WalletKey
+    from protocols.bitcoin.address import script_to_address
+
+    rpc = node.proxy()
+    key = WalletKey.from_seed(b"rpc-generateblock", 0)
+    mined = rpc.generatetoaddress(2, script_to_address(key.p2wpkh, "regtest"))
+    rpc.generatetoaddress(100, ADDRESS)
+    in_pool = _spend_coinbase(rpc, key, mined[0], fee=7_000)
+    raw_only = _spend_coinbase(rpc, key, mined[1], fee=9_000)
+    rpc.sendrawtransaction(in_pool.serialize().hex())
+    made = rpc.generateblock(ADDRESS, [in_pool.txid_hex, raw_only.serialize().hex()])
+    assert rpc.getbestblockhash() == made["hash"]
+    block = rpc.getblock(made["hash"], 2)
+    assert [t["txid"] for t in block["tx"][1:]] == [in_pool.txid_hex, raw_only.txid_hex]
+    coinbase_sats = round(sum(float(o["value"]) for o in block["tx"][0]["vout"]) * 100_000_000)
+    subsidy = (50 * 100_000_000) >> (block["height"] // 150)
+    assert coinbase_sats == subsidy + 16_000
+    with pytest.raises(JSONRPCException) as err:
+        rpc.generateblock(ADDRESS, ["00" * 32])
+    assert err.value.error["code"] == -5
