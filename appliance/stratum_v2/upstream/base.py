@@ -8,16 +8,21 @@ prefix, so the downstream space never changes when the failover switches pools.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
+import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, ClassVar, Protocol
 
 from appliance.stratum_v2.jobs import WorkTemplate
-from appliance.stratum_v2.upstream.errors import UpstreamIncompatible
+from appliance.stratum_v2.upstream.errors import UpstreamError, UpstreamIncompatible
 from protocols.bitcoin.block import Block
 
 __all__ = [
+    "PoolConnection",
     "Upstream",
     "UpstreamShare",
     "UpstreamState",
@@ -107,3 +112,92 @@ def extranonce_padding(pool_size: int, space: int) -> bytes:
             f"pool offers {pool_size} extranonce bytes, the downstream needs {space}"
         )
     return bytes(pool_size - space)
+
+
+class PoolConnection:
+    """The connection lifecycle both pool upstreams (SV1, SV2) share.
+
+    Subclasses set `_log` and `_protocol_errors`, forget per-connection state in `_reset()`
+    and speak their protocol in `_serve()`; this class turns every way a link ends into
+    `state`, `stats.last_error` and an `UpstreamError`, and hands work downstream.
+    """
+
+    MAX_TEMPLATES: ClassVar[int] = 64  # work handed downstream, remembered to map shares back
+    _log: ClassVar[logging.Logger]
+    _protocol_errors: ClassVar[tuple[type[Exception], ...]]
+
+    def __init__(self, space: int, name: str) -> None:
+        self.space = space
+        self.name = name
+        self.stats = UpstreamStats()
+        self.state = UpstreamState.IDLE
+        self._sink: WorkSink | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        # Never reset: ids of an earlier connection must not name this one's jobs.
+        self._next_template_id = 1
+        self._templates: OrderedDict[int, Any] = OrderedDict()
+        self.work: WorkTemplate | None = None
+
+    def _reset(self) -> None:
+        """Forget everything of the previous connection (run() is called again on failover)."""
+        self._templates = OrderedDict()
+        self.work = None
+
+    async def _serve(self) -> None:
+        raise NotImplementedError
+
+    def set_work_sink(self, sink: WorkSink | None) -> None:
+        # No replay of `self.work`: it may be from a connection that has since failed.
+        self._sink = sink
+
+    async def run(self) -> None:
+        self._reset()
+        self.state = UpstreamState.CONNECTING
+        try:
+            await self._serve()
+        except UpstreamError as exc:
+            self._fail(str(exc))
+            raise
+        except (OSError, TimeoutError, *self._protocol_errors) as exc:
+            self._fail(f"{type(exc).__name__}: {exc}")
+            raise UpstreamError(f"{self.name}: {type(exc).__name__}: {exc}") from exc
+        finally:
+            if self._writer is not None:
+                self._writer.close()
+            self._writer = None
+        if self.state is not UpstreamState.CLOSED:
+            self._fail("connection closed by the pool")
+            raise UpstreamError(f"{self.name}: connection closed by the pool")
+
+    async def close(self) -> None:
+        self.state = UpstreamState.CLOSED
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(Exception):
+                await self._writer.wait_closed()
+
+    def submit_block(self, block: Block) -> str | None:
+        # Work from a pool carries no transactions: blocks reach the pool as shares.
+        return "pool-work: block goes upstream as a share"
+
+    def _fail(self, reason: str) -> None:
+        if self.state is not UpstreamState.CLOSED:
+            self.state = UpstreamState.FAILED
+        self.stats.last_error = reason
+        self._log.warning("%s: %s", self.name, reason)
+
+    def _take_template_id(self) -> int:
+        template_id = self._next_template_id
+        self._next_template_id += 1
+        return template_id
+
+    def _deliver(self, work: WorkTemplate, sent: object) -> None:
+        """Remember what `work` was made of upstream (bounded), then hand it downstream."""
+        self._templates[work.template_id] = sent
+        while len(self._templates) > self.MAX_TEMPLATES:
+            self._templates.popitem(last=False)
+        self.work = work
+        self.stats.works += 1
+        self.state = UpstreamState.MINING
+        if self._sink is not None:
+            self._sink(work)

@@ -14,21 +14,17 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from appliance.stratum_v2.jobs import WorkTemplate
 from appliance.stratum_v2.upstream.base import (
+    PoolConnection,
     UpstreamShare,
     UpstreamState,
-    UpstreamStats,
-    WorkSink,
     extranonce_padding,
 )
 from appliance.stratum_v2.upstream.errors import UpstreamError, UpstreamRefused
-from protocols.bitcoin.block import Block
 from protocols.stratum_v1 import events as ev
 from protocols.stratum_v1.connection import ClientConnection
 from protocols.stratum_v1.errors import ProtocolError
@@ -40,7 +36,6 @@ log = logging.getLogger("blvm.stratum_v2.upstream.sv1")
 
 BIP320_MASK = 0x1FFFE000
 READ_SIZE = 65536
-MAX_TEMPLATES = 64
 
 
 @dataclass(slots=True)
@@ -62,61 +57,25 @@ class _Sent:
     version: int
 
 
-class Sv1PoolUpstream:
+class Sv1PoolUpstream(PoolConnection):
     """One SV1 pool connection. `run()` serves until `close()` or a failure."""
+
+    _log = log
+    _protocol_errors = (ProtocolError,)
 
     def __init__(self, config: Sv1PoolConfig, space: int, *, name: str | None = None) -> None:
         self.config = config
-        self.space = space
-        self.name = name or f"stratum+tcp://{config.host}:{config.port}"
-        self.stats = UpstreamStats()
-        self.state = UpstreamState.IDLE
-        self._sink: WorkSink | None = None
-        self._writer: asyncio.StreamWriter | None = None
-        # Never reset: ids of an earlier connection must not name this one's jobs.
-        self._next_template_id = 1
+        super().__init__(space, name or f"stratum+tcp://{config.host}:{config.port}")
         self._reset()
 
     def _reset(self) -> None:
-        """Forget everything of the previous connection (run() is called again on failover)."""
+        super()._reset()
         self.conn = ClientConnection(self.config.user_agent)
         self.target: int | None = None  # from the latest set_difficulty
         self.version_mask = 0
         self.authorized = False
-        self._templates: OrderedDict[int, _Sent] = OrderedDict()
-        self.work: WorkTemplate | None = None
 
     # interface ----------------------------------------------------------------------------
-
-    def set_work_sink(self, sink: WorkSink | None) -> None:
-        # No replay of `self.work`: it may be from a connection that has since failed.
-        self._sink = sink
-
-    async def run(self) -> None:
-        self._reset()
-        self.state = UpstreamState.CONNECTING
-        try:
-            await self._serve()
-        except UpstreamError as exc:
-            self._fail(str(exc))
-            raise
-        except (OSError, TimeoutError, ProtocolError) as exc:
-            self._fail(f"{type(exc).__name__}: {exc}")
-            raise UpstreamError(f"{self.name}: {type(exc).__name__}: {exc}") from exc
-        finally:
-            if self._writer is not None:
-                self._writer.close()
-            self._writer = None
-        if self.state is not UpstreamState.CLOSED:
-            self._fail("connection closed by the pool")
-            raise UpstreamError(f"{self.name}: connection closed by the pool")
-
-    async def close(self) -> None:
-        self.state = UpstreamState.CLOSED
-        if self._writer is not None:
-            self._writer.close()
-            with contextlib.suppress(Exception):
-                await self._writer.wait_closed()
 
     def submit_share(self, share: UpstreamShare) -> bool:
         sent = self._templates.get(share.template_id)
@@ -139,16 +98,7 @@ class Sv1PoolUpstream:
         self.stats.submitted += 1
         return True
 
-    def submit_block(self, block: Block) -> str | None:
-        return "pool-work: block goes upstream as a share"
-
     # connection ---------------------------------------------------------------------------
-
-    def _fail(self, reason: str) -> None:
-        if self.state is not UpstreamState.CLOSED:
-            self.state = UpstreamState.FAILED
-        self.stats.last_error = reason
-        log.warning("%s: %s", self.name, reason)
 
     async def _serve(self) -> None:
         cfg = self.config
@@ -240,8 +190,7 @@ class Sv1PoolUpstream:
         padding = extranonce_padding(size, self.space)
         # No set_difficulty yet: pools start at difficulty 1.
         target = self.target if self.target is not None else difficulty_to_target(1)
-        template_id = self._next_template_id
-        self._next_template_id += 1
+        template_id = self._take_template_id()
         work = WorkTemplate(
             template_id=template_id,
             prev_hash=job.prevhash,
@@ -253,14 +202,7 @@ class Sv1PoolUpstream:
             extranonce_size=self.space,
             merkle_path=tuple(job.merkle_branch),
         )
-        self._templates[template_id] = _Sent(job.job_id, padding, target, job.version)
-        while len(self._templates) > MAX_TEMPLATES:
-            self._templates.popitem(last=False)
-        self.work = work
-        self.stats.works += 1
-        self.state = UpstreamState.MINING
-        if self._sink is not None:
-            self._sink(work)
+        self._deliver(work, _Sent(job.job_id, padding, target, job.version))
 
 
 def _reason(error: ev.RpcError | None) -> str:

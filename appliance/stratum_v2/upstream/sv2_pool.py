@@ -10,7 +10,6 @@ target go back as SubmitSharesExtended, and acks/rejects are counted per error c
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -19,14 +18,12 @@ from dataclasses import dataclass
 
 from appliance.stratum_v2.jobs import WorkTemplate
 from appliance.stratum_v2.upstream.base import (
+    PoolConnection,
     UpstreamShare,
     UpstreamState,
-    UpstreamStats,
-    WorkSink,
     extranonce_padding,
 )
 from appliance.stratum_v2.upstream.errors import UpstreamError, UpstreamRefused
-from protocols.bitcoin.block import Block
 from protocols.sv2.connection import HandshakeComplete, Sv2Connection
 from protocols.sv2.errors import ProtocolError
 from protocols.sv2.keys import decode_authority_public_key
@@ -57,7 +54,6 @@ log = logging.getLogger("blvm.stratum_v2.upstream.sv2")
 
 READ_SIZE = 65536
 MAX_JOBS = 32  # upstream jobs remembered (the pool may activate any of them)
-MAX_TEMPLATES = 64  # work handed downstream, remembered to map shares back
 
 
 @dataclass(slots=True)
@@ -82,8 +78,11 @@ class _Sent:
     rolling_allowed: bool
 
 
-class Sv2PoolUpstream:
+class Sv2PoolUpstream(PoolConnection):
     """One SV2 pool connection. `run()` serves until `close()` or a failure."""
+
+    _log = log
+    _protocol_errors = (ProtocolError,)
 
     def __init__(
         self,
@@ -94,22 +93,15 @@ class Sv2PoolUpstream:
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
-        self.space = space
-        self.name = name or f"sv2://{config.host}:{config.port}"
-        self.stats = UpstreamStats()
-        self.state = UpstreamState.IDLE
+        super().__init__(space, name or f"sv2://{config.host}:{config.port}")
         self.authority_key = (
             decode_authority_public_key(config.authority_key) if config.authority_key else None
         )
         self._wall = wall_clock
-        self._sink: WorkSink | None = None
-        self._writer: asyncio.StreamWriter | None = None
-        # Never reset: ids of an earlier connection must not name this one's jobs.
-        self._next_template_id = 1
         self._reset()
 
     def _reset(self) -> None:
-        """Forget everything of the previous connection (run() is called again on failover)."""
+        super()._reset()
         self._conn: Sv2Connection | None = None
         self.channel_id: int | None = None
         self.target = 0
@@ -117,41 +109,9 @@ class Sv2PoolUpstream:
         self.pool_extranonce_size = 0
         self._jobs: OrderedDict[int, NewExtendedMiningJob] = OrderedDict()
         self._prevhash: SetNewPrevHash | None = None
-        self._templates: OrderedDict[int, _Sent] = OrderedDict()
         self._sequence = 0
-        self.work: WorkTemplate | None = None
 
     # interface ----------------------------------------------------------------------------
-
-    def set_work_sink(self, sink: WorkSink | None) -> None:
-        # No replay of `self.work`: it may be from a connection that has since failed.
-        self._sink = sink
-
-    async def run(self) -> None:
-        self._reset()
-        self.state = UpstreamState.CONNECTING
-        try:
-            await self._serve()
-        except UpstreamError as exc:
-            self._fail(str(exc))
-            raise
-        except (OSError, TimeoutError, ProtocolError) as exc:
-            self._fail(f"{type(exc).__name__}: {exc}")
-            raise UpstreamError(f"{self.name}: {type(exc).__name__}: {exc}") from exc
-        finally:
-            if self._writer is not None:
-                self._writer.close()
-            self._writer = None
-        if self.state is not UpstreamState.CLOSED:
-            self._fail("connection closed by the pool")
-            raise UpstreamError(f"{self.name}: connection closed by the pool")
-
-    async def close(self) -> None:
-        self.state = UpstreamState.CLOSED
-        if self._writer is not None:
-            self._writer.close()
-            with contextlib.suppress(Exception):
-                await self._writer.wait_closed()
 
     def submit_share(self, share: UpstreamShare) -> bool:
         if self._writer is None or self.channel_id is None:
@@ -177,17 +137,7 @@ class Sv2PoolUpstream:
         self.stats.submitted += 1
         return True
 
-    def submit_block(self, block: Block) -> str | None:
-        # Work from a pool carries no transactions: blocks reach the pool as shares.
-        return "pool-work: block goes upstream as a share"
-
     # connection ---------------------------------------------------------------------------
-
-    def _fail(self, reason: str) -> None:
-        if self.state is not UpstreamState.CLOSED:
-            self.state = UpstreamState.FAILED
-        self.stats.last_error = reason
-        log.warning("%s: %s", self.name, reason)
 
     def _send(self, message: Message) -> None:
         assert self._conn is not None and self._writer is not None
@@ -300,8 +250,7 @@ class Sv2PoolUpstream:
 
     def _publish(self, job: NewExtendedMiningJob, prev: SetNewPrevHash) -> None:
         padding = extranonce_padding(self.pool_extranonce_size, self.space)
-        template_id = self._next_template_id
-        self._next_template_id += 1
+        template_id = self._take_template_id()
         min_ntime = prev.min_ntime if job.min_ntime is None else max(job.min_ntime, prev.min_ntime)
         work = WorkTemplate(
             template_id=template_id,
@@ -314,13 +263,4 @@ class Sv2PoolUpstream:
             extranonce_size=self.space,
             merkle_path=tuple(bytes(p) for p in job.merkle_path),
         )
-        self._templates[template_id] = _Sent(
-            job.job_id, padding, job.version, job.version_rolling_allowed
-        )
-        while len(self._templates) > MAX_TEMPLATES:
-            self._templates.popitem(last=False)
-        self.work = work
-        self.stats.works += 1
-        self.state = UpstreamState.MINING
-        if self._sink is not None:
-            self._sink(work)
+        self._deliver(work, _Sent(job.job_id, padding, job.version, job.version_rolling_allowed))

@@ -22,22 +22,14 @@ from appliance.stratum_v2.upstream.solo import SoloUpstream
 from appliance.stratum_v2.upstream.sv2_pool import Sv2PoolConfig, Sv2PoolUpstream
 from node.chain.chainstate import Chainstate
 from node.chain.params import REGTEST
-from protocols.sv2 import keys as sv2keys
-from protocols.sv2.messages import SetupConnectionSuccess, SubmitSharesSuccess
-from tests.integration.stratum_v2.sv2srv_client import MAX, Sv2TestClient, mine
+from protocols.sv2.messages import SubmitSharesSuccess
+from tests.helpers.sri import failover_proxy, until
+from tests.integration.stratum_v2.sv2srv_client import MAX, mine
 
 PAYOUT = bytes.fromhex("0014") + bytes(20)
 SOLO_PAYOUT = bytes.fromhex("0014") + b"\x11" * 20
 SPACE = 8
 NETWORK = 2**255  # about the regtest target
-
-
-async def _until(predicate, timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def test_shares_and_a_block_flow_to_the_pool_then_failover_and_back(tmp_path: Path) -> None:
@@ -69,88 +61,71 @@ def test_shares_and_a_block_flow_to_the_pool_then_failover_and_back(tmp_path: Pa
         )
         solo = SoloUpstream(solo_source, SPACE)
         policy = HealthPolicy(connect_timeout=3, no_job_timeout=600, retry_after=0.5, tick=0.05)
-        failover = FailoverSource([upstream, solo], SPACE, policy)
-        proxy = Sv2Server(
-            failover,
-            proxy_keys.static_secret,
-            proxy_keys.certificate,
-            Sv2ServerConfig(host="127.0.0.1", port=0, ack_interval=0.05),
-            share_sink=failover.share_sink,
-        )
-        driver = asyncio.create_task(failover.run())
-        client = None
         try:
-            await _until(lambda: failover.current() is not None, what="pool work")
-            assert failover.active.upstream is upstream
-            assert upstream.pool_extranonce_size == 16  # pool: 20 - 4 for its channel prefix
-            await proxy.start()
-            authority = sv2keys.decode_authority_public_key(proxy_keys.authority_public)
-            client = await Sv2TestClient.connect(proxy.port, authority)
-            assert isinstance(await client.setup(), SetupConnectionSuccess)
-            ext = await client.open_extended("miner.ext", min_size=4)
-            assert len(ext.extranonce_prefix) == 4 and ext.extranonce_size == SPACE - 4
-            await client.await_work(ext)
-            assert ext.prevhash.prev_hash == pool_chain.tip.hash
+            async with failover_proxy([upstream, solo], SPACE, policy, proxy_keys) as rig:
+                failover = rig.failover
+                await until(lambda: failover.current() is not None, what="pool work")
+                assert failover.active.upstream is upstream
+                assert upstream.pool_extranonce_size == 16  # pool: 20 - 4 for its channel prefix
+                ext = await rig.open_miner("miner.ext")
+                client = rig.client
+                assert len(ext.extranonce_prefix) == 4 and ext.extranonce_size == SPACE - 4
+                await client.await_work(ext)
+                assert ext.prevhash.prev_hash == pool_chain.tip.hash
 
-            # Shares below the network target: accepted downstream, forwarded, acked upstream.
-            nonce = 0
-            for _ in range(3):
-                share, _ = mine(ext, MAX, above=NETWORK, start=nonce, extranonce=b"\1\2\3\4")
-                nonce = share.nonce + 1
+                # Shares below the network target: accepted downstream, forwarded, acked upstream.
+                nonce = 0
+                for _ in range(3):
+                    share, _ = mine(ext, MAX, above=NETWORK, start=nonce, extranonce=b"\1\2\3\4")
+                    nonce = share.nonce + 1
+                    client.send(share)
+                    await client.expect(SubmitSharesSuccess, channel_id=ext.channel_id)
+                await until(lambda: upstream.stats.accepted == 3, what="pool acks")
+                assert pool.counters.shares_accepted == 3 and upstream.stats.rejected == 0
+                # the same share again, straight to the upstream: the pool's reject is counted
+                again = UpstreamShare(
+                    next(reversed(upstream._templates)),
+                    ext.extranonce_prefix + b"\1\2\3\4",
+                    share.version,
+                    share.ntime,
+                    share.nonce,
+                    0,
+                )
+                assert upstream.submit_share(again)
+                await until(lambda: upstream.stats.rejected == 1, what="pool reject")
+                assert upstream.stats.rejects == {"duplicate-share": 1}
+
+                # A block two hops down: the pool's chain connects it.
+                share, _ = mine(ext, NETWORK // 2, start=nonce, extranonce=b"\5\6\7\x08")
                 client.send(share)
-                await client.expect(SubmitSharesSuccess, channel_id=ext.channel_id)
-            await _until(lambda: upstream.stats.accepted == 3, what="pool acks")
-            assert pool.counters.shares_accepted == 3 and upstream.stats.rejected == 0
-            # the same share again, straight to the upstream: the pool's reject is counted
-            again = UpstreamShare(
-                next(reversed(upstream._templates)),
-                ext.extranonce_prefix + b"\1\2\3\4",
-                share.version,
-                share.ntime,
-                share.nonce,
-                0,
-            )
-            assert upstream.submit_share(again)
-            await _until(lambda: upstream.stats.rejected == 1, what="pool reject")
-            assert upstream.stats.rejects == {"duplicate-share": 1}
+                await until(lambda: pool_chain.tip.height == 1, what="block on the pool chain")
+                assert pool.counters.blocks_accepted == 1
+                await client.await_work(ext)
+                assert ext.prevhash.prev_hash == pool_chain.tip.hash
 
-            # A block two hops down: the pool's chain connects it.
-            share, _ = mine(ext, NETWORK // 2, start=nonce, extranonce=b"\5\6\7\x08")
-            client.send(share)
-            await _until(lambda: pool_chain.tip.height == 1, what="block on the pool chain")
-            assert pool.counters.blocks_accepted == 1
-            await client.await_work(ext)
-            assert ext.prevhash.prev_hash == pool_chain.tip.hash
+                # The pool goes away: solo (our own node) takes over, clean job on its tip.
+                port = pool.port
+                await pool.close()
+                await client.await_work(ext)
+                assert failover.active.upstream is solo
+                assert ext.prevhash.prev_hash == solo_chain.tip.hash
+                share, _ = mine(ext, NETWORK // 2, extranonce=b"\x09\x09\x09\x09")
+                client.send(share)
+                await until(lambda: solo_chain.tip.height == 1, what="solo block")
+                await client.await_work(ext)
 
-            # The pool goes away: solo (our own node) takes over, clean job on its tip.
-            port = pool.port
-            await pool.close()
-            await client.await_work(ext)
-            assert failover.active.upstream is solo
-            assert ext.prevhash.prev_hash == solo_chain.tip.hash
-            share, _ = mine(ext, NETWORK // 2, extranonce=b"\x09\x09\x09\x09")
-            client.send(share)
-            await _until(lambda: solo_chain.tip.height == 1, what="solo block")
-            await client.await_work(ext)
-
-            # The pool is back: the primary wins again.
-            pool = await start_pool(port)
-            await client.await_work(ext)
-            assert failover.active.upstream is upstream
-            assert upstream.state is UpstreamState.MINING
-            assert ext.prevhash.prev_hash == pool_chain.tip.hash
-            assert [h[1] for h in failover.counters.history if h[2] == "active"] == [
-                upstream.name,
-                solo.name,
-                upstream.name,
-            ]
+                # The pool is back: the primary wins again.
+                pool = await start_pool(port)
+                await client.await_work(ext)
+                assert failover.active.upstream is upstream
+                assert upstream.state is UpstreamState.MINING
+                assert ext.prevhash.prev_hash == pool_chain.tip.hash
+                assert [h[1] for h in failover.counters.history if h[2] == "active"] == [
+                    upstream.name,
+                    solo.name,
+                    upstream.name,
+                ]
         finally:
-            if client is not None:
-                client.close()
-            await failover.close()
-            driver.cancel()
-            await asyncio.gather(driver, return_exceptions=True)
-            await proxy.close()
             await pool.close()
 
     try:
@@ -181,7 +156,7 @@ def test_wrong_pool_authority_key_is_refused_and_solo_takes_over(tmp_path: Path)
         failover = FailoverSource([upstream, solo], SPACE, HealthPolicy(tick=0.05))
         driver = asyncio.create_task(failover.run())
         try:
-            await _until(lambda: failover.current() is not None, what="solo work")
+            await until(lambda: failover.current() is not None, what="solo work")
             assert failover.active.upstream is solo
             assert "CertificateError" in (upstream.stats.last_error or "")
             assert "CertificateError" in (failover.slots[0].last_reason or "")

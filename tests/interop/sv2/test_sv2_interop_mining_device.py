@@ -12,7 +12,6 @@ on every byte (prev_hash, per-channel merkle root, target, header fields).
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from pathlib import Path
 
@@ -23,20 +22,15 @@ from appliance.stratum_v2.server import Sv2Server, Sv2ServerConfig
 from appliance.stratum_v2.source import NodeTemplateSource
 from node.chain.chainstate import Chainstate
 from node.chain.params import REGTEST
-from tests.conftest import require_interop
+from tests.helpers.sri import need_role
 
 pytestmark = pytest.mark.interop
 
-CACHE = Path(os.environ.get("BLVM_CACHE", Path.home() / ".cache" / "blvm"))
-MINING_DEVICE = CACHE / "sri" / "bin" / "mining_device"
 PAYOUT = bytes.fromhex("51")  # OP_TRUE: regtest only
 
 
 def test_sv2_mining_device_mines_blocks_through_our_server(tmp_path: Path) -> None:
-    if not MINING_DEVICE.exists():
-        require_interop(
-            f"SRI mining_device not built at {MINING_DEVICE}; run scripts/install-sri.sh"
-        )
+    mining_device = need_role("mining_device")
     chain = Chainstate.open(tmp_path / "chain", REGTEST, script_threads=1)
     source = NodeTemplateSource(chain, PAYOUT)
     keys = load_or_create_keys(tmp_path / "keys", now=int(time.time()))
@@ -51,7 +45,7 @@ def test_sv2_mining_device_mines_blocks_through_our_server(tmp_path: Path) -> No
         await server.start()
         log = log_path.open("w")
         proc = await asyncio.create_subprocess_exec(
-            str(MINING_DEVICE),
+            str(mining_device),
             "-a", f"127.0.0.1:{server.port}",
             "-p", keys.authority_public,
             "--id-user", "blvm-interop",

@@ -19,58 +19,38 @@ import pytest
 
 from appliance.stratum_v2.keys import load_or_create_keys
 from appliance.stratum_v2.server import Sv2Server, Sv2ServerConfig
-from appliance.stratum_v2.upstream.failover import FailoverSource, HealthPolicy
+from appliance.stratum_v2.upstream.failover import HealthPolicy
 from appliance.stratum_v2.upstream.sv2_pool import Sv2PoolConfig, Sv2PoolUpstream
-from protocols.sv2 import keys as sv2keys
-from protocols.sv2.messages import SetupConnectionSuccess, SubmitSharesSuccess
-from tests.conftest import require_interop
-from tests.integration.stratum_v2.sv2srv_client import Sv2TestClient, mine
-from tests.interop.sv2.test_sv2_interop_pool import (
+from protocols.sv2.messages import SubmitSharesSuccess
+from tests.helpers.sri import (
     BIN,
+    REGTEST_TARGET,
     SRI_PUBLIC,
-    NodeTemplateProvider,
-    _free_port,
-    _payout,
-    _pool_config,
-    _start_role,
-    _wait_until,
+    failover_proxy,
+    free_port,
+    need_role,
+    node_template_provider,
+    payout,
+    pool_config,
+    sri_role,
+    translator_config,
+    until,
+    wait_until,
 )
+from tests.integration.stratum_v2.sv2srv_client import mine
 
 pytestmark = pytest.mark.interop
 
 SPACE = 8
-NETWORK = 0x7FFFFF << (8 * (0x20 - 3))  # regtest
-
-
-def _need(role: str) -> None:
-    if not (BIN / role).exists():
-        require_interop(f"SRI {role} not built at {BIN / role}; run scripts/install-sri.sh")
-
-
-async def _until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {what} within {timeout}s")
-        await asyncio.sleep(0.05)
+NETWORK = REGTEST_TARGET
 
 
 def test_sv2_our_upstream_client_mines_through_sri_pool(tmp_path: Path) -> None:
-    _need("pool_sv2")
-    node = NodeTemplateProvider(tmp_path)
-    node.start()
-    assert node.started.wait(30) and node.error is None, node.error
-    tp = node.tp
-    height = node.chain.height
-    pool_port = _free_port()
-    proc, log, log_path = _start_role(
-        tmp_path,
-        "pool_sv2",
-        _pool_config(pool_port, tp.port, _payout(), tp.keys.authority_public_text),
-    )
+    need_role("pool_sv2")
     proxy_keys = load_or_create_keys(tmp_path / "proxy-keys", now=int(time.time()))
 
-    async def scenario() -> None:
+    async def scenario(node, pool_port: int) -> None:
+        height = node.chain.height
         upstream = Sv2PoolUpstream(
             Sv2PoolConfig(
                 "127.0.0.1",
@@ -84,33 +64,21 @@ def test_sv2_our_upstream_client_mines_through_sri_pool(tmp_path: Path) -> None:
         )
         # pool_sv2 needs a moment to reach the TP: refused connects are retried quickly
         policy = HealthPolicy(connect_timeout=15, retry_after=0.5, tick=0.1)
-        failover = FailoverSource([upstream], SPACE, policy)
-        proxy = Sv2Server(
-            failover,
-            proxy_keys.static_secret,
-            proxy_keys.certificate,
-            Sv2ServerConfig(host="127.0.0.1", port=0, ack_interval=0.05),
-            share_sink=failover.share_sink,
-        )
-        driver = asyncio.create_task(failover.run())
-        client = None
-        try:
-            await _until(lambda: failover.current() is not None, 60, "work from pool_sv2")
+        async with failover_proxy([upstream], SPACE, policy, proxy_keys) as rig:
+            failover = rig.failover
+            await until(lambda: failover.current() is not None, 60, "work from pool_sv2")
             assert upstream.pool_extranonce_size >= SPACE
             work = failover.current()
             assert work.prev_hash == node.chain.tip.hash
-            await proxy.start()
-            authority = sv2keys.decode_authority_public_key(proxy_keys.authority_public)
-            client = await Sv2TestClient.connect(proxy.port, authority)
-            assert isinstance(await client.setup(), SetupConnectionSuccess)
-            ext = await client.open_extended("miner", min_size=4)
+            ext = await rig.open_miner("miner")
+            client = rig.client
             await client.await_work(ext)
             # a share at the pool's target: forwarded as SubmitSharesExtended and acked
             target = upstream.target
             share, value = mine(ext, target, extranonce=b"\1\2\3\4")
             client.send(share)
             await client.expect(SubmitSharesSuccess, channel_id=ext.channel_id)
-            await _until(lambda: upstream.stats.accepted >= 1, 30, "pool_sv2 share ack")
+            await until(lambda: upstream.stats.accepted >= 1, 30, "pool_sv2 share ack")
             assert upstream.stats.rejected == 0, upstream.stats.rejects
             if value <= NETWORK:  # at regtest the pool's target may make it a block already
                 blocks = 1
@@ -118,97 +86,74 @@ def test_sv2_our_upstream_client_mines_through_sri_pool(tmp_path: Path) -> None:
                 share, _ = mine(ext, NETWORK, start=share.nonce + 1, extranonce=b"\5\6\7\x08")
                 client.send(share)
                 blocks = 1
-            await _until(lambda: node.chain.height >= height + blocks, 30, "block on our node")
+            await until(lambda: node.chain.height >= height + blocks, 30, "block on our node")
             block = node.chain.get_block(node.chain.block_hash_at(height + 1))
             assert block.header.prev_hash == work.prev_hash
             # the coinbase carries the pool's prefix, then our channel prefix and extranonce
             assert ext.extranonce_prefix in block.txs[0].serialize_without_witness()
-        finally:
-            if client is not None:
-                client.close()
-            await failover.close()
-            driver.cancel()
-            await asyncio.gather(driver, return_exceptions=True)
-            await proxy.close()
 
-    try:
-        asyncio.run(scenario())
-    except BaseException:
-        log.flush()
-        print(log_path.read_text()[-4000:])
-        raise
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        log.close()
-        node.close()
+    with node_template_provider(tmp_path) as node:
+        tp = node.tp
+        pool_port = free_port()
+        config = pool_config(pool_port, tp.port, payout(), tp.keys.authority_public_text)
+        with sri_role(tmp_path, "pool_sv2", config):
+            asyncio.run(scenario(node, pool_port))
 
 
 def test_sv2_sri_mining_device_mines_blocks_via_pool_on_our_tp(tmp_path: Path) -> None:
-    _need("pool_sv2")
-    _need("mining_device")
-    node = NodeTemplateProvider(tmp_path, n_txs=0)
-    node.start()
-    assert node.started.wait(30) and node.error is None, node.error
-    tp = node.tp
-    height = node.chain.height
-    pool_port = _free_port()
-    proc, log, log_path = _start_role(
-        tmp_path,
-        "pool_sv2",
-        _pool_config(pool_port, tp.port, _payout(), tp.keys.authority_public_text),
-    )
-    miner_log_path = tmp_path / "mining_device.log"
-    miner_log = miner_log_path.open("w")
-    miner = None
-    try:
-        _wait_until(lambda: tp.stats.prev_hashes_sent >= 1, 60, "template sent to pool_sv2")
-        miner = subprocess.Popen(
-            [
-                "nice",
-                "-n",
-                "19",
-                str(BIN / "mining_device"),
-                "-a",
-                f"127.0.0.1:{pool_port}",
-                "-p",
-                SRI_PUBLIC,
-                "--cores",
-                "1",
-                "--id-user",
-                "blvm-interop",
-            ],
-            stdout=miner_log,
-            stderr=subprocess.STDOUT,
-        )
-        _wait_until(lambda: node.chain.height >= height + 2, 120, "two blocks on our node")
-        assert tp.stats.solutions_accepted >= 2 and tp.stats.solutions_rejected == 0
-        for h in (height + 1, height + 2):
-            block = node.chain.get_block(node.chain.block_hash_at(h))
-            assert b"blvm interop" in block.txs[0].inputs[0].script_sig  # pool_signature
-        assert node.error is None, node.error
-    except BaseException:
-        log.flush()
-        miner_log.flush()
-        print(log_path.read_text()[-3000:])
-        print(miner_log_path.read_text()[-2000:])
-        raise
-    finally:
-        if miner is not None:
-            miner.kill()
-            miner.wait(timeout=10)
-        miner_log.close()
-        proc.kill()
-        proc.wait(timeout=10)
-        log.close()
-        node.close()
+    need_role("pool_sv2")
+    need_role("mining_device")
+    with node_template_provider(tmp_path, n_txs=0) as node:
+        tp = node.tp
+        height = node.chain.height
+        pool_port = free_port()
+        config = pool_config(pool_port, tp.port, payout(), tp.keys.authority_public_text)
+        miner_log_path = tmp_path / "mining_device.log"
+        with sri_role(tmp_path, "pool_sv2", config), miner_log_path.open("w") as miner_log:
+            miner = None
+            try:
+                wait_until(lambda: tp.stats.prev_hashes_sent >= 1, 60, "template sent to pool_sv2")
+                miner = subprocess.Popen(
+                    [
+                        "nice",
+                        "-n",
+                        "19",
+                        str(BIN / "mining_device"),
+                        "-a",
+                        f"127.0.0.1:{pool_port}",
+                        "-p",
+                        SRI_PUBLIC,
+                        "--cores",
+                        "1",
+                        "--id-user",
+                        "blvm-interop",
+                    ],
+                    stdout=miner_log,
+                    stderr=subprocess.STDOUT,
+                )
+                wait_until(lambda: node.chain.height >= height + 2, 120, "two blocks on our node")
+                # The counter moves once process_block has returned, just after the tip did.
+                wait_until(lambda: tp.stats.solutions_accepted >= 2, 10, "solutions counted")
+                assert tp.stats.solutions_accepted >= 2 and tp.stats.solutions_rejected == 0
+                for h in (height + 1, height + 2):
+                    block = node.chain.get_block(node.chain.block_hash_at(h))
+                    assert b"blvm interop" in block.txs[0].inputs[0].script_sig  # pool_signature
+                assert node.error is None, node.error
+            except BaseException:
+                miner_log.flush()
+                print(miner_log_path.read_text()[-2000:])
+                raise
+            finally:
+                if miner is not None:
+                    miner.kill()
+                    miner.wait(timeout=10)
 
 
 def test_sv2_our_sv1_upstream_client_through_sri_translator(tmp_path: Path) -> None:
     """miner -> our proxy -> our SV1 upstream client -> translator_sv2 (a real SV1 server)
     -> our SV2 server over a regtest chain: version bits and difficulty as the translator
     expects them; a block with a rolled version connects on the chain."""
-    _need("translator_sv2")
+    need_role("translator_sv2")
     import dataclasses
 
     from appliance.stratum_v2.source import NodeTemplateSource
@@ -220,13 +165,9 @@ def test_sv2_our_sv1_upstream_client_through_sri_translator(tmp_path: Path) -> N
     source = NodeTemplateSource(chain, bytes.fromhex("51"))
     pool_keys = load_or_create_keys(tmp_path / "pool-keys", now=int(time.time()))
     proxy_keys = load_or_create_keys(tmp_path / "proxy-keys", now=int(time.time()))
-    sv1_port = _free_port()
-    log_path = tmp_path / "translator.log"
-    log = log_path.open("w")
-    proc = None
+    sv1_port = free_port()
 
     async def scenario() -> None:
-        nonlocal proc
         pool = Sv2Server(
             source,
             pool_keys.static_secret,
@@ -234,82 +175,41 @@ def test_sv2_our_sv1_upstream_client_through_sri_translator(tmp_path: Path) -> N
             Sv2ServerConfig(host="127.0.0.1", port=0, ack_batch=1),
         )
         await pool.start()
-        config = tmp_path / "translator.toml"
-        config.write_text(
-            'downstream_address = "127.0.0.1"\n'
-            f"downstream_port = {sv1_port}\n"
-            "max_supported_version = 2\n"
-            "min_supported_version = 2\n"
-            "downstream_extranonce2_size = 8\n"
-            "aggregate_channels = false\n"
-            "[downstream_difficulty_config]\n"
-            "min_individual_miner_hashrate = 10.0\n"
-            "shares_per_minute = 6.0\n"
-            "enable_vardiff = false\n"
-            "job_keepalive_interval_secs = 60\n"
-            "[[upstreams]]\n"
-            'address = "127.0.0.1"\n'
-            f"port = {pool.port}\n"
-            f'authority_pubkey = "{pool_keys.authority_public}"\n'
-            'user_identity = "blvm-interop"\n'
-        )
-        proc = subprocess.Popen(
-            [str(BIN / "translator_sv2"), "-c", str(config)], stdout=log, stderr=subprocess.STDOUT
+        config = translator_config(
+            sv1_port, pool.port, pool_keys.authority_public, extranonce2_size=8
         )
         upstream = Sv1PoolUpstream(Sv1PoolConfig("127.0.0.1", sv1_port, "blvm.w1"), SPACE)
         policy = HealthPolicy(connect_timeout=15, retry_after=0.5, tick=0.1)
-        failover = FailoverSource([upstream], SPACE, policy)
-        proxy = Sv2Server(
-            failover,
-            proxy_keys.static_secret,
-            proxy_keys.certificate,
-            Sv2ServerConfig(host="127.0.0.1", port=0, ack_interval=0.05),
-            share_sink=failover.share_sink,
-        )
-        driver = asyncio.create_task(failover.run())
-        client = None
         try:
-            await _until(lambda: failover.current() is not None, 60, "work from the translator")
-            assert upstream.conn.extranonce2_size == SPACE
-            assert upstream.version_mask and upstream.version_mask & ~BIP320_MASK == 0
-            assert upstream.target is not None
-            await proxy.start()
-            authority = sv2keys.decode_authority_public_key(proxy_keys.authority_public)
-            client = await Sv2TestClient.connect(proxy.port, authority)
-            assert isinstance(await client.setup(), SetupConnectionSuccess)
-            ext = await client.open_extended("miner", min_size=4)
-            await client.await_work(ext)
-            assert ext.prevhash.prev_hash == chain.tip.hash
-            rolled_version = ext.job.version | (0x00004000 & upstream.version_mask)
-            rolled = dataclasses.replace(
-                ext, job=dataclasses.replace(ext.job, version=rolled_version)
-            )
-            share, _ = mine(rolled, min(upstream.target, NETWORK), extranonce=b"\1\2\3\4")
-            client.send(share)
-            await client.expect(SubmitSharesSuccess, channel_id=ext.channel_id)
-            await _until(lambda: upstream.stats.accepted >= 1, 30, "translator accepts")
-            assert upstream.stats.rejected == 0, upstream.stats.rejects
-            await _until(lambda: chain.tip.height == 1, 30, "block on our chain")
-            assert chain.get_block(chain.tip.hash).header.version == rolled_version
+            with sri_role(tmp_path, "translator_sv2", config):
+                async with failover_proxy([upstream], SPACE, policy, proxy_keys) as rig:
+                    failover = rig.failover
+                    await until(
+                        lambda: failover.current() is not None, 60, "work from the translator"
+                    )
+                    assert upstream.conn.extranonce2_size == SPACE
+                    assert upstream.version_mask and upstream.version_mask & ~BIP320_MASK == 0
+                    assert upstream.target is not None
+                    ext = await rig.open_miner("miner")
+                    client = rig.client
+                    await client.await_work(ext)
+                    assert ext.prevhash.prev_hash == chain.tip.hash
+                    rolled_version = ext.job.version | (0x00004000 & upstream.version_mask)
+                    rolled = dataclasses.replace(
+                        ext, job=dataclasses.replace(ext.job, version=rolled_version)
+                    )
+                    share, _ = mine(rolled, min(upstream.target, NETWORK), extranonce=b"\1\2\3\4")
+                    client.send(share)
+                    await client.expect(SubmitSharesSuccess, channel_id=ext.channel_id)
+                    await until(lambda: upstream.stats.accepted >= 1, 30, "translator accepts")
+                    assert upstream.stats.rejected == 0, upstream.stats.rejects
+                    await until(lambda: chain.tip.height == 1, 30, "block on our chain")
+                    assert chain.get_block(chain.tip.hash).header.version == rolled_version
         finally:
-            if client is not None:
-                client.close()
-            await failover.close()
-            driver.cancel()
-            await asyncio.gather(driver, return_exceptions=True)
-            await proxy.close()
             await pool.close()
 
     try:
         asyncio.run(scenario())
-    except BaseException:
-        log.flush()
-        print(log_path.read_text()[-4000:])
-        raise
     finally:
-        if proc is not None:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
         source.close()
         chain.close()

@@ -10,12 +10,9 @@ and our code agree on every byte of the extended-job semantics.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import queue
 import socket
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -37,25 +34,22 @@ from protocols.sv2.messages import (
     SubmitSharesSuccess,
 )
 from protocols.sv2.noise import Certificate
-from tests.conftest import require_interop
+from tests.helpers.sri import (
+    REGTEST_NBITS,
+    free_port,
+    grind,
+    need_role,
+    sha256d,
+    sri_role,
+    translator_config,
+)
+from tests.helpers.stratum_miners import Sv1Miner, sv1_prevhash_to_header, sv1_share_target
 
 pytestmark = pytest.mark.interop
 
-CACHE = Path(os.environ.get("BLVM_CACHE", Path.home() / ".cache" / "blvm"))
-TRANSLATOR = CACHE / "sri" / "bin" / "translator_sv2"
-NBITS = 0x207FFFFF
+NBITS = REGTEST_NBITS
 VERSION = 0x20000000
 EXTRANONCE_PREFIX = bytes.fromhex("a1b2c3d4")
-
-
-def _sha256d(data: bytes) -> bytes:
-    return hashlib.sha256(hashlib.sha256(data).digest()).digest()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Pool(threading.Thread):
@@ -135,206 +129,95 @@ class Pool(threading.Thread):
             sock.sendall(send(SubmitSharesSuccess(event.channel_id, event.sequence_number, 1, 1)))
 
 
-class Sv1Miner:
-    """Just enough Stratum V1 to subscribe, authorize, take a job and submit a share."""
-
-    def __init__(self, port: int) -> None:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        self.sock.settimeout(60)
-        self.buf = b""
-        self.next_id = 1
-
-    def call(self, method: str, params: list) -> int:
-        msg_id = self.next_id
-        self.next_id += 1
-        line = json.dumps({"id": msg_id, "method": method, "params": params}) + "\n"
-        self.sock.sendall(line.encode())
-        return msg_id
-
-    def read(self) -> dict:
-        while b"\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("translator closed the SV1 connection")
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\n", 1)
-        return json.loads(line)
-
-    def wait_result(self, msg_id: int, notes: list[dict]) -> object:
-        while True:
-            msg = self.read()
-            if msg.get("id") == msg_id and "method" not in msg:
-                assert not msg.get("error"), msg
-                return msg["result"]
-            notes.append(msg)
-
-
-def _sv1_prevhash_to_header(prevhash_hex: str) -> bytes:
-    raw = bytes.fromhex(prevhash_hex)
-    return b"".join(raw[i : i + 4][::-1] for i in range(0, 32, 4))
-
-
 def test_sv2_translator_extended_channel_roundtrip(tmp_path: Path) -> None:
-    if not TRANSLATOR.exists():
-        require_interop(f"SRI translator_sv2 not built at {TRANSLATOR}; run scripts/install-sri.sh")
+    need_role("translator_sv2")
     authority = os.urandom(32)
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(60)
     pool = Pool(listener, authority)
     pool.start()
-    sv1_port = _free_port()
-    config = tmp_path / "translator.toml"
-    config.write_text(
-        'downstream_address = "127.0.0.1"\n'
-        f"downstream_port = {sv1_port}\n"
-        "max_supported_version = 2\n"
-        "min_supported_version = 2\n"
-        "downstream_extranonce2_size = 4\n"
-        "aggregate_channels = false\n"
-        "[downstream_difficulty_config]\n"
-        "min_individual_miner_hashrate = 10.0\n"
-        "shares_per_minute = 6.0\n"
-        "enable_vardiff = false\n"
-        "job_keepalive_interval_secs = 60\n"
-        "[[upstreams]]\n"
-        'address = "127.0.0.1"\n'
-        f"port = {listener.getsockname()[1]}\n"
-        f'authority_pubkey = "{keys.encode_authority_public_key(secp.xonly_from_secret(authority))}"\n'
-        'user_identity = "blvm-interop"\n'
-    )
-    log_path = tmp_path / "translator.log"
-    log = log_path.open("w")
-    proc = subprocess.Popen(
-        [str(TRANSLATOR), "-c", str(config)], stdout=log, stderr=subprocess.STDOUT
+    sv1_port = free_port()
+    config = translator_config(
+        sv1_port,
+        listener.getsockname()[1],
+        keys.encode_authority_public_key(secp.xonly_from_secret(authority)),
     )
     try:
-        miner = Sv1Miner(sv1_port)
-        notes: list[dict] = []
-        sub = miner.wait_result(miner.call("mining.subscribe", ["blvm-test/1.0"]), notes)
-        extranonce1, extranonce2_size = bytes.fromhex(sub[1]), sub[2]
-        assert miner.wait_result(miner.call("mining.authorize", ["blvm.w1", "x"]), notes)
-        difficulty, notify = None, None
-        while notify is None:
-            msg = notes.pop(0) if notes else miner.read()
-            if msg.get("method") == "mining.set_difficulty":
-                difficulty = msg["params"][0]
-            elif msg.get("method") == "mining.notify":
-                notify = msg["params"]
-        job_id, prevhash, coinb1, coinb2, branches, version, nbits, ntime = notify[:8]
-        assert _sv1_prevhash_to_header(prevhash) == pool.prev_hash
-        assert int(nbits, 16) == NBITS and int(version, 16) == VERSION
-        assert branches == []
-        extranonce2 = bytes(extranonce2_size)
-        coinbase = bytes.fromhex(coinb1) + extranonce1 + extranonce2 + bytes.fromhex(coinb2)
-        head = (
-            int(version, 16).to_bytes(4, "little")
-            + pool.prev_hash
-            + _sha256d(coinbase)
-            + int(ntime, 16).to_bytes(4, "little")
-            + NBITS.to_bytes(4, "little")
-        )
-        target = (0xFFFF << 208) / difficulty if difficulty else float(1 << 256)
-        for nonce in range(5_000_000):
-            if int.from_bytes(_sha256d(head + nonce.to_bytes(4, "little")), "little") <= target:
-                break
-        else:
-            pytest.fail(f"no SV1 share for difficulty {difficulty}")
-        miner_header = head + nonce.to_bytes(4, "little")
-        accepted = miner.wait_result(
-            miner.call(
-                "mining.submit", ["blvm.w1", job_id, extranonce2.hex(), ntime, f"{nonce:08x}"]
-            ),
-            notes,
-        )
-        assert accepted is True
+        with sri_role(tmp_path, "translator_sv2", config):
+            miner = Sv1Miner(sv1_port)
+            notes: list[dict] = []
+            extranonce1, extranonce2_size, difficulty, notify = miner.first_job(notes)
+            job_id, prevhash, coinb1, coinb2, branches, version, nbits, ntime = notify[:8]
+            assert sv1_prevhash_to_header(prevhash) == pool.prev_hash
+            assert int(nbits, 16) == NBITS and int(version, 16) == VERSION
+            assert branches == []
+            extranonce2 = bytes(extranonce2_size)
+            coinbase = bytes.fromhex(coinb1) + extranonce1 + extranonce2 + bytes.fromhex(coinb2)
+            head = (
+                int(version, 16).to_bytes(4, "little")
+                + pool.prev_hash
+                + sha256d(coinbase)
+                + int(ntime, 16).to_bytes(4, "little")
+                + NBITS.to_bytes(4, "little")
+            )
+            target = sv1_share_target(difficulty)
+            nonce = grind(head, target)
+            if nonce is None:
+                pytest.fail(f"no SV1 share for difficulty {difficulty}")
+            miner_header = head + nonce.to_bytes(4, "little")
+            accepted = miner.submit(job_id, extranonce2, ntime, nonce, notes)
+            assert accepted is True
 
-        deadline = time.monotonic() + 30
-        share = None
-        while share is None and time.monotonic() < deadline:
-            event = pool.events.get(timeout=max(0.1, deadline - time.monotonic()))
-            if isinstance(event, SubmitSharesExtended):
-                share = event
-        assert share is not None, "translator did not forward the share"
-        job = pool.job
-        assert job is not None and share.job_id == job.job_id
-        rebuilt_coinbase = (
-            job.coinbase_tx_prefix + EXTRANONCE_PREFIX + share.extranonce + job.coinbase_tx_suffix
-        )
-        assert rebuilt_coinbase == coinbase
-        rebuilt = (
-            share.version.to_bytes(4, "little")
-            + pool.prev_hash
-            + _sha256d(rebuilt_coinbase)
-            + share.ntime.to_bytes(4, "little")
-            + NBITS.to_bytes(4, "little")
-            + share.nonce.to_bytes(4, "little")
-        )
-        assert rebuilt == miner_header
-        assert pool.error is None, pool.error
-        miner.sock.close()
-    except BaseException:
-        log.flush()
-        print(log_path.read_text()[-4000:])
-        raise
+            deadline = time.monotonic() + 30
+            share = None
+            while share is None and time.monotonic() < deadline:
+                event = pool.events.get(timeout=max(0.1, deadline - time.monotonic()))
+                if isinstance(event, SubmitSharesExtended):
+                    share = event
+            assert share is not None, "translator did not forward the share"
+            job = pool.job
+            assert job is not None and share.job_id == job.job_id
+            rebuilt_coinbase = (
+                job.coinbase_tx_prefix
+                + EXTRANONCE_PREFIX
+                + share.extranonce
+                + job.coinbase_tx_suffix
+            )
+            assert rebuilt_coinbase == coinbase
+            rebuilt = (
+                share.version.to_bytes(4, "little")
+                + pool.prev_hash
+                + sha256d(rebuilt_coinbase)
+                + share.ntime.to_bytes(4, "little")
+                + NBITS.to_bytes(4, "little")
+                + share.nonce.to_bytes(4, "little")
+            )
+            assert rebuilt == miner_header
+            assert pool.error is None, pool.error
+            miner.sock.close()
     finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        log.close()
         listener.close()
 
 
 def test_sv2_translator_rejects_certificate_from_other_authority(tmp_path: Path) -> None:
     """Negative control: with a different authority key configured, SRI must refuse our pool,
     so the positive test really exercised certificate verification."""
-    if not TRANSLATOR.exists():
-        require_interop(f"SRI translator_sv2 not built at {TRANSLATOR}; run scripts/install-sri.sh")
+    need_role("translator_sv2")
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(60)
     pool = Pool(listener, os.urandom(32))
     pool.start()
     wrong = keys.encode_authority_public_key(secp.xonly_from_secret(os.urandom(32)))
-    config = tmp_path / "translator.toml"
-    config.write_text(
-        'downstream_address = "127.0.0.1"\n'
-        f"downstream_port = {_free_port()}\n"
-        "max_supported_version = 2\n"
-        "min_supported_version = 2\n"
-        "downstream_extranonce2_size = 4\n"
-        "aggregate_channels = false\n"
-        "[downstream_difficulty_config]\n"
-        "min_individual_miner_hashrate = 10.0\n"
-        "shares_per_minute = 6.0\n"
-        "enable_vardiff = false\n"
-        "job_keepalive_interval_secs = 60\n"
-        "[[upstreams]]\n"
-        'address = "127.0.0.1"\n'
-        f"port = {listener.getsockname()[1]}\n"
-        f'authority_pubkey = "{wrong}"\n'
-        'user_identity = "blvm-interop"\n'
-    )
-    log = (tmp_path / "translator.log").open("w")
-    proc = subprocess.Popen(
-        [str(TRANSLATOR), "-c", str(config)], stdout=log, stderr=subprocess.STDOUT
-    )
+    config = translator_config(free_port(), listener.getsockname()[1], wrong)
     try:
-        pool.join(timeout=20)  # the translator hangs up after act 2
-        assert not pool.is_alive(), "translator kept the connection open"
-        received = []
-        while not pool.events.empty():
-            received.append(pool.events.get())
-        assert not any(isinstance(e, SetupConnection) for e in received), received
+        with sri_role(tmp_path, "translator_sv2", config):
+            pool.join(timeout=20)  # the translator hangs up after act 2
+            assert not pool.is_alive(), "translator kept the connection open"
+            received = []
+            while not pool.events.empty():
+                received.append(pool.events.get())
+            assert not any(isinstance(e, SetupConnection) for e in received), received
     finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        log.close()
         listener.close()
 
 
@@ -346,8 +229,7 @@ def test_sv2_translator_mines_a_block_through_our_server(tmp_path: Path) -> None
     comes back as SubmitSharesExtended, passes our validation and, on regtest, is a block that
     the Chainstate connects.
     """
-    if not TRANSLATOR.exists():
-        require_interop(f"SRI translator_sv2 not built at {TRANSLATOR}; run scripts/install-sri.sh")
+    need_role("translator_sv2")
     import asyncio
 
     from appliance.stratum_v2.keys import load_or_create_keys
@@ -369,87 +251,42 @@ def test_sv2_translator_mines_a_block_through_our_server(tmp_path: Path) -> None
     loop.run_until_complete(server.start())
     runner = threading.Thread(target=loop.run_forever, daemon=True)
     runner.start()
-    sv1_port = _free_port()
-    config = tmp_path / "translator.toml"
-    config.write_text(
-        'downstream_address = "127.0.0.1"\n'
-        f"downstream_port = {sv1_port}\n"
-        "max_supported_version = 2\n"
-        "min_supported_version = 2\n"
-        "downstream_extranonce2_size = 4\n"
-        "aggregate_channels = false\n"
-        "[downstream_difficulty_config]\n"
-        "min_individual_miner_hashrate = 10.0\n"
-        "shares_per_minute = 6.0\n"
-        "enable_vardiff = false\n"
-        "job_keepalive_interval_secs = 60\n"
-        "[[upstreams]]\n"
-        'address = "127.0.0.1"\n'
-        f"port = {server.port}\n"
-        f'authority_pubkey = "{server_keys.authority_public}"\n'
-        'user_identity = "blvm-interop"\n'
-    )
-    log_path = tmp_path / "translator.log"
-    log = log_path.open("w")
-    proc = subprocess.Popen(
-        [str(TRANSLATOR), "-c", str(config)], stdout=log, stderr=subprocess.STDOUT
-    )
+    sv1_port = free_port()
+    config = translator_config(sv1_port, server.port, server_keys.authority_public)
     try:
-        miner = Sv1Miner(sv1_port)
-        notes: list[dict] = []
-        sub = miner.wait_result(miner.call("mining.subscribe", ["blvm-test/1.0"]), notes)
-        extranonce1, extranonce2_size = bytes.fromhex(sub[1]), sub[2]
-        assert miner.wait_result(miner.call("mining.authorize", ["blvm.w1", "x"]), notes)
-        difficulty, notify = None, None
-        while notify is None:
-            msg = notes.pop(0) if notes else miner.read()
-            if msg.get("method") == "mining.set_difficulty":
-                difficulty = msg["params"][0]
-            elif msg.get("method") == "mining.notify":
-                notify = msg["params"]
-        job_id, prevhash, coinb1, coinb2, branches, version, nbits, ntime = notify[:8]
-        assert _sv1_prevhash_to_header(prevhash) == chain.tip.hash
-        work = server.work
-        assert work is not None and int(nbits, 16) == work.nbits
-        extranonce2 = bytes(extranonce2_size)
-        coinbase = bytes.fromhex(coinb1) + extranonce1 + extranonce2 + bytes.fromhex(coinb2)
-        root = _sha256d(coinbase)
-        for branch in branches:
-            root = _sha256d(root + bytes.fromhex(branch))
-        head = (
-            int(version, 16).to_bytes(4, "little")
-            + chain.tip.hash
-            + root
-            + int(ntime, 16).to_bytes(4, "little")
-            + int(nbits, 16).to_bytes(4, "little")
-        )
-        target = min((0xFFFF << 208) / difficulty if difficulty else float(1 << 256), 1 << 254)
-        for nonce in range(5_000_000):
-            if int.from_bytes(_sha256d(head + nonce.to_bytes(4, "little")), "little") <= target:
-                break
-        else:
-            pytest.fail(f"no SV1 share for difficulty {difficulty}")
-        accepted = miner.wait_result(
-            miner.call(
-                "mining.submit", ["blvm.w1", job_id, extranonce2.hex(), ntime, f"{nonce:08x}"]
-            ),
-            notes,
-        )
-        assert accepted is True
-        deadline = time.monotonic() + 30
-        while chain.tip.height < 1 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert chain.tip.height == 1, server.status()
-        assert server.counters.shares_accepted >= 1 and server.counters.blocks_accepted == 1
-        miner.sock.close()
-    except BaseException:
-        log.flush()
-        print(log_path.read_text()[-4000:])
-        raise
+        with sri_role(tmp_path, "translator_sv2", config):
+            miner = Sv1Miner(sv1_port)
+            notes: list[dict] = []
+            extranonce1, extranonce2_size, difficulty, notify = miner.first_job(notes)
+            job_id, prevhash, coinb1, coinb2, branches, version, nbits, ntime = notify[:8]
+            assert sv1_prevhash_to_header(prevhash) == chain.tip.hash
+            work = server.work
+            assert work is not None and int(nbits, 16) == work.nbits
+            extranonce2 = bytes(extranonce2_size)
+            coinbase = bytes.fromhex(coinb1) + extranonce1 + extranonce2 + bytes.fromhex(coinb2)
+            root = sha256d(coinbase)
+            for branch in branches:
+                root = sha256d(root + bytes.fromhex(branch))
+            head = (
+                int(version, 16).to_bytes(4, "little")
+                + chain.tip.hash
+                + root
+                + int(ntime, 16).to_bytes(4, "little")
+                + int(nbits, 16).to_bytes(4, "little")
+            )
+            target = min(sv1_share_target(difficulty), 1 << 254)
+            nonce = grind(head, target)
+            if nonce is None:
+                pytest.fail(f"no SV1 share for difficulty {difficulty}")
+            accepted = miner.submit(job_id, extranonce2, ntime, nonce, notes)
+            assert accepted is True
+            deadline = time.monotonic() + 30
+            while chain.tip.height < 1 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert chain.tip.height == 1, server.status()
+            assert server.counters.shares_accepted >= 1 and server.counters.blocks_accepted == 1
+            miner.sock.close()
     finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        log.close()
         asyncio.run_coroutine_threadsafe(server.close(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
         runner.join(10)
