@@ -1,26 +1,44 @@
-"""Bench: our SV2 server (appliance.stratum_v2) under many simulated miners over loopback.
+"""Bench: our SV2 server and SV1 listener, next to SRI's pool_sv2, under many simulated miners.
 
-The server runs in this process; the simulated miners (real Noise initiators from
-`protocols.sv2`) run in a child process so the two share the 2 cores as they would on a box.
-Every client opens a standard channel at the maximum target (every hash is a share, so no
-CPU mining is needed), then all send their shares at once; we measure validated shares per
-second at the server. Then a new prev_hash is broadcast and each client notes when its clean
-job (SetNewPrevHash) arrives: latency = last arrival - broadcast (CLOCK_MONOTONIC is
-system-wide, so the two processes' clocks agree).
+Three targets are measured in one run on this machine, one after the other, with the same
+client count and the same share workload (N clients x S shares, all sent at once):
 
-    python tests/bench/bench_sv2_server.py [--quick] [--clients N] [--shares N]
+- ``sv2``: our SV2 server (appliance.stratum_v2) in this process, fed by a pushed template;
+- ``sv1``: our SV1 listener (the same server object, SV1 port), SV1 clients;
+- ``sri``: SRI's ``pool_sv2`` binary, its templates from our node's real Template Provider
+  (regtest chainstate in a thread of this process); our SV2 clients pin its authority key.
 
-Prints one JSON object. Bounded: every phase has a timeout and the child is always reaped.
+The simulated miners run in a child process (the server's cores are shared as on a box).
+Channels are opened at the maximum target so shares cost no mining; for pool_sv2, whose
+regtest network target is ~2^255, each share is ground (on average two hashes, before the
+clock starts) to lie above the network target, so every share is a share and none a block.
+Throughput = shares acknowledged by the server / time from the burst's first byte to the last
+acknowledgement, seen by the clients (the same measurement for all three); ours also report
+the server-side validation rate. Latency = new template (a new prev hash: pushed work for
+ours, a new block connected on our node for pool_sv2) -> the last channel's clean job
+(CLOCK_MONOTONIC is system-wide, so the processes' clocks agree).
+
+    python tests/bench/bench_sv2_server.py [--quick] [--clients N] [--shares N] [--no-sri]
+
+Without the pool_sv2 binary the SRI side is reported as not measured; with
+BLVM_REQUIRE_INTEROP=1 that is an error (exit status 2). Prints one JSON object. Bounded:
+every phase has a timeout, the child and pool_sv2 are always reaped.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import hashlib
 import json
+import math
 import multiprocessing as mp
 import os
+import resource
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,14 +47,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from appliance.stratum_v2.jobs import WorkTemplate
 from appliance.stratum_v2.server import Sv2Server, Sv2ServerConfig
 from appliance.stratum_v2.source import PushedWorkSource
+from protocols.stratum_v1 import events as ev1
+from protocols.stratum_v1.connection import ClientConnection
+from protocols.stratum_v1.work import difficulty_to_target
+from protocols.sv2 import keys as sv2keys
 from protocols.sv2 import secp
 from protocols.sv2.connection import HandshakeComplete, Sv2Connection
 from protocols.sv2.messages import (
+    MiningClientFlags,
     NewMiningJob,
     OpenStandardMiningChannel,
     OpenStandardMiningChannelSuccess,
     Protocol,
     SetNewPrevHash,
+    SetTarget,
     SetupConnection,
     SubmitSharesError,
     SubmitSharesStandard,
@@ -44,10 +68,12 @@ from protocols.sv2.messages import (
 )
 from protocols.sv2.noise import Certificate
 
-PHASE_TIMEOUT = 240.0
-MAX_TARGET = ((1 << 256) - 1).to_bytes(32, "little")
+PHASE_TIMEOUT = 120.0
+MAX = (1 << 256) - 1
+MAX_TARGET = MAX.to_bytes(32, "little")
 PREFIX = bytes.fromhex("0200000001" + "00" * 32 + "ffffffff" + "1c" + "03a08601" + "00" * 24)
 SUFFIX = bytes.fromhex("ffffffff01" + "00f2052a01000000" + "0151" + "00000000")
+REQUIRE_ENV = "BLVM_REQUIRE_INTEROP"
 
 
 def _work(template_id: int, prev: bytes) -> WorkTemplate:
@@ -58,15 +84,32 @@ def _work(template_id: int, prev: bytes) -> WorkTemplate:
     )
 
 
-class _Client:
-    """One simulated miner: a Noise initiator with one standard channel."""
+def _sha256d_value(data: bytes) -> int:
+    return int.from_bytes(hashlib.sha256(hashlib.sha256(data).digest()).digest(), "little")
 
-    def __init__(self) -> None:
-        self.conn = Sv2Connection.initiator(None, now=int(time.time()))
+
+def _raise_fd_limit() -> None:
+    """1,000 sockets in one process need more than the common soft limit of 1,024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+# simulated miners (child process) ----------------------------------------------------------
+
+
+class _Sv2Client:
+    """One simulated SV2 miner: a Noise initiator with one standard channel."""
+
+    def __init__(self, authority: bytes | None, avoid_target: int | None) -> None:
+        self.conn = Sv2Connection.initiator(authority, now=int(time.time()))
+        self.avoid_target = avoid_target  # shares must hash above it (not blocks)
         self.reader: asyncio.StreamReader
         self.writer: asyncio.StreamWriter
         self.channel_id = 0
-        self.job: NewMiningJob | None = None
+        self.target = MAX
+        self.jobs: dict[int, NewMiningJob] = {}
         self.prev: SetNewPrevHash | None = None
         self.acked = 0
         self.errors = 0
@@ -78,16 +121,26 @@ class _Client:
         self.writer.write(self.conn.initiate())
         asyncio.get_running_loop().create_task(self._pump())
         await self._wait(HandshakeComplete)
-        self.send(SetupConnection(Protocol.MINING, 2, 2, 1, "127.0.0.1", 0, "bench", "", "", ""))
-        self.send(OpenStandardMiningChannel(1, "bench", 0.0, MAX_TARGET))
+        flags = MiningClientFlags.REQUIRES_STANDARD_JOBS
+        self.send(
+            SetupConnection(Protocol.MINING, 2, 2, flags, "127.0.0.1", port, "bench", "", "", "")
+        )
+        self.send(OpenStandardMiningChannel(1, "bench", 1.0, MAX_TARGET))
         ok = await self._wait(OpenStandardMiningChannelSuccess)
         self.channel_id = ok.channel_id
-        await self._wait(SetNewPrevHash)
+        self.target = int.from_bytes(ok.target, "little")
+        while self.current() is None:
+            await self._wait(SetNewPrevHash | NewMiningJob)
+
+    def current(self) -> tuple[NewMiningJob, SetNewPrevHash] | None:
+        prev = self.prev
+        job = self.jobs.get(prev.job_id) if prev is not None else None
+        return (job, prev) if job is not None and prev is not None else None
 
     def send(self, message) -> None:
         self.writer.write(self.conn.send(message))
 
-    async def _wait(self, kind: type):
+    async def _wait(self, kind):
         while True:
             event = await self.events.get()
             if isinstance(event, kind):
@@ -95,7 +148,10 @@ class _Client:
 
     async def _pump(self) -> None:
         while True:
-            data = await self.reader.read(65536)
+            try:
+                data = await self.reader.read(65536)
+            except (ConnectionError, OSError):
+                return
             if not data:
                 return
             reply = self.conn.receive_data(data, now=int(time.time()))
@@ -103,11 +159,13 @@ class _Client:
                 self.writer.write(reply)
             while (event := self.conn.next_event()) is not None:
                 if isinstance(event, NewMiningJob):
-                    self.job = event
+                    self.jobs[event.job_id] = event
                 elif isinstance(event, SetNewPrevHash):
                     if self.prev is not None and event.prev_hash != self.prev.prev_hash:
                         self.clean_at = time.monotonic()
                     self.prev = event
+                elif isinstance(event, SetTarget):
+                    self.target = int.from_bytes(event.maximum_target, "little")
                 elif isinstance(event, SubmitSharesSuccess):
                     self.acked += event.new_submits_accepted_count
                 elif isinstance(event, SubmitSharesError):
@@ -115,40 +173,144 @@ class _Client:
                 self.events.put_nowait(event)
 
     def shares(self, count: int) -> bytes:
-        job, prev = self.job, self.prev
-        assert job is not None and prev is not None
+        current = self.current()
+        assert current is not None
+        job, prev = current
+        ntime = max(prev.min_ntime, job.min_ntime or 0)
+        head = (
+            job.version.to_bytes(4, "little")
+            + prev.prev_hash
+            + job.merkle_root
+            + ntime.to_bytes(4, "little")
+            + prev.nbits.to_bytes(4, "little")
+        )
+        out = []
+        nonce = 0
+        for seq in range(count):
+            if self.avoid_target is not None:
+                while True:
+                    value = _sha256d_value(head + nonce.to_bytes(4, "little"))
+                    if self.avoid_target < value <= self.target:
+                        break
+                    nonce += 1
+            out.append(
+                self.conn.send(
+                    SubmitSharesStandard(
+                        self.channel_id, seq, job.job_id, nonce, ntime, job.version
+                    )
+                )
+            )
+            nonce += 1
+        return b"".join(out)
+
+
+class _Sv1Client:
+    """One simulated SV1 miner: subscribe, authorize, take the job, submit at once."""
+
+    def __init__(self) -> None:
+        self.conn = ClientConnection("bench")
+        self.reader: asyncio.StreamReader
+        self.writer: asyncio.StreamWriter
+        self.notify: ev1.Notify | None = None
+        self.extranonce2_size = 8
+        self.target = MAX
+        self.acked = 0
+        self.errors = 0
+        self.clean_at = 0.0
+        self.ready = asyncio.Event()
+
+    async def connect(self, port: int) -> None:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", port)
+        asyncio.get_running_loop().create_task(self._pump())
+        self.writer.write(self.conn.send(ev1.Subscribe("bench")))
+        self.writer.write(self.conn.send(ev1.Authorize("bench.w")))
+        await self.ready.wait()
+
+    async def _pump(self) -> None:
+        while True:
+            try:
+                data = await self.reader.read(65536)
+            except (ConnectionError, OSError):
+                return
+            if not data:
+                return
+            for event in self.conn.receive_data(data):
+                if isinstance(event, ev1.SubscribeResult):
+                    self.extranonce2_size = event.extranonce2_size
+                elif isinstance(event, ev1.SetDifficulty):
+                    self.target = min(difficulty_to_target(event.difficulty), MAX)
+                elif isinstance(event, ev1.Notify):
+                    notify = self.notify
+                    if (
+                        notify is not None
+                        and event.prevhash != notify.prevhash
+                        and event.clean_jobs
+                    ):
+                        self.clean_at = time.monotonic()
+                    self.notify = event
+                    self.ready.set()
+                elif isinstance(event, ev1.SubmitResult):
+                    if event.accepted:
+                        self.acked += 1
+                    else:
+                        self.errors += 1
+                elif isinstance(event, ev1.ErrorResponse):
+                    self.errors += 1
+
+    def shares(self, count: int) -> bytes:
+        notify = self.notify
+        assert notify is not None
         return b"".join(
             self.conn.send(
-                SubmitSharesStandard(
-                    self.channel_id, n, prev.job_id, n, prev.min_ntime, job.version
+                ev1.Submit(
+                    "bench.w",
+                    notify.job_id,
+                    n.to_bytes(self.extranonce2_size, "little"),
+                    notify.ntime,
+                    n,
                 )
             )
             for n in range(count)
         )
 
 
-async def _clients_main(port: int, clients: int, shares: int, pipe) -> None:
-    crowd = [_Client() for _ in range(clients)]
+async def _clients_main(
+    kind: str, port: int, clients: int, shares: int, pipe, authority, avoid
+) -> None:
+    _raise_fd_limit()
+    if kind == "sv1":
+        crowd: list = [_Sv1Client() for _ in range(clients)]
+    else:
+        crowd = [_Sv2Client(authority, avoid) for _ in range(clients)]
     sem = asyncio.Semaphore(64)  # bounded concurrent handshakes
 
-    async def connect(c: _Client) -> None:
+    async def connect(c) -> None:
         async with sem:
-            await c.connect(port)
+            await asyncio.wait_for(c.connect(port), PHASE_TIMEOUT)
 
     t0 = time.monotonic()
     await asyncio.gather(*(connect(c) for c in crowd))
-    pipe.send(("ready", time.monotonic() - t0))
+    easiest = min(c.target for c in crowd)
+    pipe.send(("ready", time.monotonic() - t0, easiest))
     assert pipe.recv() == "go"
-    bursts = [c.shares(shares) for c in crowd]  # encrypt before the clock starts
+    bursts = [c.shares(shares) for c in crowd]  # grind/encrypt before the clock starts
+    pipe.send(("start", time.monotonic()))
     start = time.monotonic()
     for c, burst in zip(crowd, bursts, strict=True):
         c.writer.write(burst)
     deadline = start + PHASE_TIMEOUT
-    while sum(c.acked + c.errors for c in crowd) < clients * shares:
+    last = start
+    seen = 0
+    while (done := sum(c.acked + c.errors for c in crowd)) < clients * shares:
         if time.monotonic() > deadline:
             break
-        await asyncio.sleep(0.01)
-    pipe.send(("acked", sum(c.acked for c in crowd), sum(c.errors for c in crowd)))
+        if done != seen:
+            seen, last = done, time.monotonic()
+        await asyncio.sleep(0.002)
+    if sum(c.acked + c.errors for c in crowd) != seen:
+        last = time.monotonic()
+    acked = sum(c.acked for c in crowd)
+    pipe.send(("acked", acked, sum(c.errors for c in crowd), last - start))
     assert pipe.recv() == "watch"
     deadline = time.monotonic() + PHASE_TIMEOUT
     while any(c.clean_at == 0.0 for c in crowd) and time.monotonic() < deadline:
@@ -159,11 +321,75 @@ async def _clients_main(port: int, clients: int, shares: int, pipe) -> None:
         c.writer.close()
 
 
-def _client_process(port: int, clients: int, shares: int, pipe) -> None:
-    asyncio.run(_clients_main(port, clients, shares, pipe))
+def _client_process(kind, port, clients, shares, pipe, authority, avoid) -> None:
+    asyncio.run(_clients_main(kind, port, clients, shares, pipe, authority, avoid))
 
 
-async def _run(clients: int, shares: int) -> dict:
+# one measured run ---------------------------------------------------------------------------
+
+
+async def _drive(
+    kind: str,
+    port: int,
+    clients: int,
+    shares: int,
+    new_template,
+    *,
+    authority: bytes | None = None,
+    avoid: int | None = None,
+    server_counted=None,
+) -> dict:
+    """Start the crowd on `port`, burst the shares, then call `new_template()` and time it."""
+    loop = asyncio.get_running_loop()
+    parent, child = mp.Pipe()
+    ctx = mp.get_context("fork")
+    args = (kind, port, clients, shares, child, authority, avoid)
+    proc = ctx.Process(target=_client_process, args=args)
+    proc.start()
+    try:
+
+        async def recv():
+            return await asyncio.wait_for(loop.run_in_executor(None, parent.recv), PHASE_TIMEOUT)
+
+        _, connect_s, share_target = await recv()
+        base = server_counted() if server_counted else 0
+        parent.send("go")
+        _, start = await recv()
+        total = clients * shares
+        validate_s = None
+        if server_counted is not None:
+            while server_counted() - base < total and time.monotonic() - start < PHASE_TIMEOUT:
+                await asyncio.sleep(0.002)
+            validate_s = time.monotonic() - start
+        _, acked, errors, ack_s = await recv()
+        parent.send("watch")
+        await asyncio.sleep(0.2)
+        t_new = time.monotonic()
+        new_template()
+        _, got, last_at = await recv()
+        result = {
+            "clients": clients,
+            "shares_per_client": shares,
+            "connect_all_s": round(connect_s, 3),
+            "share_target_log2_min": round(math.log2(share_target), 3),
+            "shares_acked": acked,
+            "share_errors": errors,
+            "shares_acked_per_s": round(acked / ack_s, 1) if ack_s > 0 else 0.0,
+            "new_template_to_last_channel_ms": round((last_at - t_new) * 1000, 3) if got else None,
+            "channels_with_clean_job": got,
+        }
+        if validate_s is not None:
+            result["shares_validated"] = server_counted() - base
+            result["shares_validated_per_s"] = round(total / validate_s, 1) if validate_s else 0.0
+        return result
+    finally:
+        proc.join(timeout=15)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+
+
+async def _run_ours(kind: str, clients: int, shares: int) -> dict:
     static, authority = os.urandom(32), os.urandom(32)
     now = int(time.time())
     cert = Certificate.issue(authority, secp.xonly_from_secret(static), now - 60, now + 3600)
@@ -172,71 +398,144 @@ async def _run(clients: int, shares: int) -> dict:
     config = Sv2ServerConfig(
         host="127.0.0.1",
         port=0,
+        sv1_port=0 if kind == "sv1" else None,
+        sv1_initial_hashrate=1.0,
         shares_per_minute=1e12,
-        ack_batch=32,
+        ack_batch=shares,  # one acknowledgement per channel, as pool_sv2 is configured
         ack_interval=0.1,
         max_channels_per_connection=4,
     )
     server = Sv2Server(source, static, cert, config)
     await server.start()
-    loop = asyncio.get_running_loop()
-    parent, child = mp.Pipe()
-    ctx = mp.get_context("fork")
-    proc = ctx.Process(target=_client_process, args=(server.port, clients, shares, child))
-    proc.start()
     try:
-
-        async def recv():
-            return await asyncio.wait_for(loop.run_in_executor(None, parent.recv), PHASE_TIMEOUT)
-
-        _, connect_s = await recv()
-        base = server.counters.shares_accepted
-        parent.send("go")
-        t0 = time.monotonic()
-        total = clients * shares
-        while server.counters.shares_accepted + server.counters.shares_rejected - base < total:
-            if time.monotonic() - t0 > PHASE_TIMEOUT:
-                break
-            await asyncio.sleep(0.002)
-        validate_s = time.monotonic() - t0
-        _, acked, errors = await recv()
-        parent.send("watch")
-        await asyncio.sleep(0.2)
-        t_broadcast = time.monotonic()
-        source.push(_work(2, bytes([1]) * 32))
-        _, got, last_at = await recv()
-        broadcast_s = server.counters.last_broadcast
-        return {
-            "clients": clients,
-            "shares_per_client": shares,
-            "connect_all_s": round(connect_s, 3),
-            "shares_validated": server.counters.shares_accepted - base,
-            "shares_acked_by_clients": acked,
-            "share_errors": errors,
-            "shares_per_s": round(total / validate_s, 1) if validate_s > 0 else 0.0,
-            "new_template_broadcast_ms": round(broadcast_s * 1000, 3),
-            "new_template_to_last_channel_ms": round((last_at - t_broadcast) * 1000, 3)
-            if got
-            else None,
-            "channels_with_clean_job": got,
-        }
+        counters = server.counters
+        result = await _drive(
+            kind,
+            server.sv1_port if kind == "sv1" else server.port,
+            clients,
+            shares,
+            lambda: source.push(_work(2, bytes([1]) * 32)),
+            server_counted=lambda: counters.shares_accepted + counters.shares_rejected,
+        )
+        result["new_template_broadcast_ms"] = round(counters.last_broadcast * 1000, 3)
+        return result
     finally:
-        proc.join(timeout=10)
-        if proc.is_alive():
-            proc.kill()
-            proc.join()
         await server.close()
+
+
+# pool_sv2 -----------------------------------------------------------------------------------
+
+
+def _sri_binary() -> Path:
+    from tests.helpers.sri import BIN
+
+    return BIN / "pool_sv2"
+
+
+async def _run_sri(clients: int, shares: int) -> dict:
+    from tests.helpers.sri import (
+        REGTEST_TARGET,
+        SRI_PUBLIC,
+        connect_retrying,
+        free_port,
+        node_template_provider,
+        payout,
+        pool_config,
+    )
+    from tests.unit.mempool.mempool_tools import block_on
+
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-sri-")))
+        node = stack.enter_context(node_template_provider(tmp, n_txs=2))
+        port = free_port()
+        # Cheap shares: a nominal 1 H/s channel at 1,000 shares/min gets the maximum target;
+        # one acknowledgement per channel per burst, as our servers are configured.
+        text = pool_config(port, node.tp.port, payout())
+        text = text.replace("shares_per_minute = 6.0", "shares_per_minute = 1000.0")
+        text = text.replace("share_batch_size = 1", f"share_batch_size = {shares}")
+        config = tmp / "pool_sv2.toml"
+        config.write_text(text)
+        log_path = tmp / "pool_sv2.log"
+        log = stack.enter_context(log_path.open("w"))
+        proc = subprocess.Popen(
+            [str(_sri_binary()), "-c", str(config)], stdout=log, stderr=subprocess.STDOUT
+        )
+
+        def reap() -> None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+        stack.callback(reap)
+        connect_retrying(port, timeout=30).close()
+
+        # Built before the clock: no share in the run is a block, so the tip stays put.
+        tip = node.chain.tip
+        block = block_on(tip.hash, tip.height + 1, tip.time + 1, extra=b"bench")
+
+        def new_block() -> None:
+            assert node._loop is not None
+            node._loop.call_soon_threadsafe(node.chain.process_block, block)
+
+        try:
+            result = await _drive(
+                "sv2",
+                port,
+                clients,
+                shares,
+                new_block,
+                authority=sv2keys.decode_authority_public_key(SRI_PUBLIC),
+                avoid=REGTEST_TARGET,
+            )
+        except BaseException:
+            log.flush()
+            sys.stderr.write(log_path.read_text()[-3000:])
+            raise
+        result["version"] = subprocess.run(
+            [str(_sri_binary()), "--version"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        result["template_source"] = "our node's Template Provider (regtest), new block"
+        result["latency_includes"] = "block connect + template build on our node, then pool_sv2"
+        return result
+
+
+# entry point --------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="small run for CI (< 60 s)")
+    ap.add_argument("--quick", action="store_true", help="issue size, few shares (< 60 s)")
     ap.add_argument("--clients", type=int, default=None, help="simulated miners (connections)")
     ap.add_argument("--shares", type=int, default=None, help="shares each client sends")
+    ap.add_argument("--no-sri", action="store_true", help="skip pool_sv2 (ours only)")
     args = ap.parse_args(argv)
-    clients = args.clients or (100 if args.quick else 1000)
-    shares = args.shares or 50
-    result = asyncio.run(_run(clients, shares))
+    clients = args.clients or 1000
+    shares = args.shares or (5 if args.quick else 50)
+    skip_sri = "--no-sri" if args.no_sri else None
+    if skip_sri is None and not _sri_binary().exists():
+        skip_sri = f"pool_sv2 not built at {_sri_binary()}; run scripts/install-sri.sh"
+        if os.environ.get(REQUIRE_ENV) == "1":  # fail before spending a minute on ours
+            sys.stderr.write(f"bench_sv2_server: {REQUIRE_ENV}=1 but {skip_sri}\n")
+            raise SystemExit(2)
+    _raise_fd_limit()
+    result: dict = {"clients": clients, "shares_per_client": shares}
+    result["sv2"] = asyncio.run(_run_ours("sv2", clients, shares))
+    result["sv1"] = asyncio.run(_run_ours("sv1", clients, shares))
+    if skip_sri is not None:
+        result["sri"] = {"measured": False, "reason": f"SRI pool_sv2 not measured: {skip_sri}"}
+    else:
+        sri = asyncio.run(_run_sri(clients, shares))
+        sri["measured"] = True
+        result["sri"] = sri
+        theirs = sri["shares_acked_per_s"]
+        result["ratio_ours_to_sri"] = {
+            kind: round(result[kind]["shares_acked_per_s"] / theirs, 3) if theirs else None
+            for kind in ("sv2", "sv1")
+        }
+        theirs_ms = sri["new_template_to_last_channel_ms"]
+        ours_ms = result["sv2"]["new_template_to_last_channel_ms"]
+        result["latency_ratio_ours_to_sri"] = (
+            round(ours_ms / theirs_ms, 3) if ours_ms and theirs_ms else None
+        )
     print(json.dumps(result))
     return result
 

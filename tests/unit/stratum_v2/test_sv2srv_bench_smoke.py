@@ -5,17 +5,61 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_sv2_server.py"
+OURS = ("sv2", "sv1")
+KEYS = (
+    "shares_acked_per_s",
+    "shares_validated_per_s",
+    "new_template_to_last_channel_ms",
+    "connect_all_s",
+)
 
 
-def test_sv2_server_bench_quick_runs(capsys) -> None:
+def _bench():
     spec = importlib.util.spec_from_file_location("bench_sv2_server", BENCH)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    result = module.main(["--quick", "--clients", "3", "--shares", "5"])
-    assert result["shares_validated"] == 15 and result["share_errors"] == 0
-    assert result["channels_with_clean_job"] == 3
-    for key in ("shares_per_s", "new_template_to_last_channel_ms", "connect_all_s"):
-        assert result[key] > 0, key
+    return module
+
+
+def _check_ours(result: dict, clients: int, shares: int) -> None:
+    for kind in OURS:
+        side = result[kind]
+        assert side["shares_validated"] == clients * shares, kind
+        assert side["shares_acked"] == clients * shares and side["share_errors"] == 0, kind
+        assert side["channels_with_clean_job"] == clients, kind
+        for key in KEYS:
+            assert side[key] > 0, (kind, key)
+
+
+def test_sv2_server_bench_quick_runs(capsys) -> None:
+    """Ours both ways, and pool_sv2 next to them when it is built (else: said unmeasured)."""
+    bench = _bench()
+    result = bench.main(["--quick", "--clients", "3", "--shares", "5"])
+    _check_ours(result, 3, 5)
+    sri = result["sri"]
+    if sri["measured"]:
+        assert sri["shares_acked"] == 15 and sri["share_errors"] == 0
+        assert sri["channels_with_clean_job"] == 3
+        assert sri["new_template_to_last_channel_ms"] > 0
+        assert set(result["ratio_ours_to_sri"]) == set(OURS)
+    else:
+        assert "pool_sv2" in sri["reason"]
     assert capsys.readouterr().out.strip().startswith("{")
+
+
+def test_sv2_server_bench_missing_pool(monkeypatch, tmp_path) -> None:
+    """No pool_sv2: ours only and 'not measured'; with BLVM_REQUIRE_INTEROP=1, exit 2."""
+    bench = _bench()
+    monkeypatch.setattr(bench, "_sri_binary", lambda: tmp_path / "pool_sv2")
+    monkeypatch.delenv("BLVM_REQUIRE_INTEROP", raising=False)
+    result = bench.main(["--quick", "--clients", "2", "--shares", "3"])
+    _check_ours(result, 2, 3)
+    assert result["sri"]["measured"] is False and "ratio_ours_to_sri" not in result
+    monkeypatch.setenv("BLVM_REQUIRE_INTEROP", "1")
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["--quick", "--clients", "2", "--shares", "3"])
+    assert exc.value.code == 2
