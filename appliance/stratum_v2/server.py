@@ -86,6 +86,7 @@ class Sv2ServerConfig:
     max_write_buffer: int = 4 << 20  # a reader this far behind is cut off
     refresh_interval: float = 30.0  # re-issue work: mempool changes, fresh ntime
     sv1_port: int | None = None  # SV1 listener for LAN miners (None: off)
+    sv1_host: str | None = None  # SV1 listen address (None: same as `host`)
     sv1_initial_hashrate: float = 1e12  # SV1 has no nominal hash rate: assume ~1 TH/s
 
 
@@ -459,11 +460,12 @@ class Sv2Server:
         )
         self.port = self._server.sockets[0].getsockname()[1]
         if self.config.sv1_port is not None:
+            sv1_host = self.config.sv1_host or self.config.host
             self._sv1_server = await asyncio.start_server(
-                self._on_connect_sv1, self.config.host, self.config.sv1_port, limit=READ_SIZE
+                self._on_connect_sv1, sv1_host, self.config.sv1_port, limit=READ_SIZE
             )
             self.sv1_port = self._sv1_server.sockets[0].getsockname()[1]
-            log.info("SV1 listener on %s:%d", self.config.host, self.sv1_port)
+            log.info("SV1 listener on %s:%d", sv1_host, self.sv1_port)
         self._spawn(self._ticker())
         log.info("SV2 listener on %s:%d", self.config.host, self.port)
 
