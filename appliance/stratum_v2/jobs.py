@@ -15,18 +15,20 @@ naming it; every job of the previous prev_hash becomes stale.
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from node.mining.assembler import WITNESS_RESERVED_VALUE, coinbase_script_sig
 from node.mining.template import BlockTemplate
 from protocols.bitcoin.block import Block, BlockHeader
-from protocols.bitcoin.hashes import sha256d
-from protocols.bitcoin.merkle import merkle_branch, root_from_branch
+from protocols.bitcoin.merkle import merkle_branch
 from protocols.bitcoin.pow import bits_to_target
 from protocols.bitcoin.tx import NULL_OUTPOINT, Tx, TxIn, TxOut
 from protocols.sv2.messages import NewExtendedMiningJob, NewMiningJob, SetNewPrevHash
 from protocols.sv2.messages.base import Message
+
+_sha256 = hashlib.sha256
 
 __all__ = [
     "CHANNEL_PREFIX_SIZE",
@@ -91,7 +93,14 @@ class WorkTemplate:
         return self.coinbase_prefix + extranonce + self.coinbase_suffix
 
     def merkle_root(self, extranonce: bytes) -> bytes:
-        return root_from_branch(sha256d(self.coinbase(extranonce)), list(self.merkle_path))
+        """The root for this extranonce: the hot path of every extended/SV1 share."""
+        if len(extranonce) != self.extranonce_size:
+            raise ValueError(f"extranonce is {len(extranonce)} bytes, not {self.extranonce_size}")
+        sha = _sha256
+        h = sha(sha(self.coinbase_prefix + extranonce + self.coinbase_suffix).digest()).digest()
+        for sibling in self.merkle_path:  # the coinbase is leaf 0: always the left child
+            h = sha(sha(h + sibling).digest()).digest()
+        return h
 
     def block(self, extranonce: bytes, header: BlockHeader) -> Block | None:
         """The full block for a solved header, or None when the transactions are unknown."""

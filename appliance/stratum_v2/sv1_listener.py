@@ -3,7 +3,8 @@
 Each SV1 connection is treated as one extended channel: extranonce1 is the channel's slice
 of the template's extranonce space, extranonce2 the miner's; jobs are the same
 `ChannelJobs` the SV2 side uses, so shares go through the very same `validate_share` (SRI's
-order) and blocks through the same path. SV1 has no batching: every submit is answered.
+order) and blocks through the same path. SV1 has no batching: every submit is answered, but
+the answers to one received chunk go out in one write.
 """
 
 from __future__ import annotations
@@ -65,12 +66,30 @@ class Sv1Session:
         self.closed = False
         self.sequence = 0
         self.job_targets: dict[int, int] = {}  # target in force when each job was notified
+        # Answers to one received chunk, written together: one send per chunk, not per submit.
+        self._batch: list[bytes] | None = None
 
     # io -----------------------------------------------------------------------------------
 
     def write(self, event: Any) -> None:
-        if not self.closed:
-            self.writer.write(self.conn.send(event))
+        if self.closed:
+            return
+        data = self.conn.send(event)
+        if self._batch is not None:
+            self._batch.append(data)
+        else:
+            self.writer.write(data)
+
+    def handle_chunk(self, events: list[Any]) -> None:
+        """Handle the events of one read; their answers leave in a single write, in order."""
+        batch = self._batch = []
+        try:
+            for event in events:
+                self.handle(event)
+        finally:
+            self._batch = None
+            if batch and not self.closed:
+                self.writer.write(b"".join(batch))
 
     async def run(self) -> None:
         try:
@@ -82,8 +101,7 @@ class Sv1Session:
                     data = await self.reader.read(READ_SIZE)
                 if not data:
                     break
-                for event in self.conn.receive_data(data):
-                    self.handle(event)
+                self.handle_chunk(self.conn.receive_data(data))
                 await self.writer.drain()
         except ProtocolError as exc:
             self.server.counters.closed_protocol_error += 1
