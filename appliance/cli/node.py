@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from appliance.cli._output import emit
+from appliance.sdnotify import Notifier
 from node.chain.chainstate import ChainstateError
 from node.chain.params import get as get_params
 from node.chain.prune import PruneConfigError
@@ -72,11 +73,14 @@ async def run_node(args: argparse.Namespace) -> int:
     )
     if args.print_sv2_tp_key:
         return print_tp_key(config.datadir, args.json)
+    notifier = Notifier()
+    notifier.status(f"opening the {params.name} chainstate in {config.datadir}")
     service = NodeService(config)
     try:
         await service.start()
     except (ChainstateError, PruneConfigError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        notifier.stopping(f"failed to start: {exc}")
         await service.stop()
         return 2
     loop = asyncio.get_running_loop()
@@ -104,19 +108,26 @@ async def run_node(args: argparse.Namespace) -> int:
         rpc,
         sv2,
     )
+
+    def status() -> str:
+        assert chain is not None and service.p2p is not None
+        peers = len(service.p2p.peers)
+        return f"height {chain.height}, headers {chain.tree.best.height}, peers {peers}"
+
+    notifier.ready(status())
+    watchdog = asyncio.create_task(notifier.watchdog())
     try:
         waiter = asyncio.create_task(service.wait())
         while not waiter.done():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(waiter), STATUS_EVERY)
-            log.info(
-                "height %d, headers %d, peers %d",
-                chain.height,
-                chain.tree.best.height,
-                len(service.p2p.peers),
-            )
+            log.info("%s", status())
+            notifier.status(status())
     finally:
+        notifier.stopping("flushing the chainstate")
+        watchdog.cancel()
         await service.stop()
+        notifier.close()
     return 0
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from appliance.cli._output import emit
 from appliance.config import ConfigError, StratumConfig, load_stratum_config
+from appliance.sdnotify import Notifier
 from appliance.stratum_v2.jobs import DEFAULT_EXTRANONCE_SPACE
 from appliance.stratum_v2.keys import load_or_create_keys
 from appliance.stratum_v2.node_link import NodeLink
@@ -93,7 +94,9 @@ async def run_stratum(cfg: StratumConfig, state_dir: Path) -> int:
         ),
         share_sink=failover.share_sink,
     )
+    notifier = Notifier()
     tasks = [asyncio.create_task(link.run()), asyncio.create_task(failover.run())]
+    tasks.append(asyncio.create_task(notifier.watchdog()))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -116,12 +119,16 @@ async def run_stratum(cfg: StratumConfig, state_dir: Path) -> int:
             ", ".join(u.name for u in upstreams),
             cfg.node_tp,
         )
+        notifier.ready(f"SV2 on port {server.port}, SV1 {sv1}; waiting for work")
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), STATUS_EVERY)
-            log.info("status: %s", _status_line(server, failover, link))
+            line = _status_line(server, failover, link)
+            log.info("status: %s", line)
+            notifier.status(line)
         log.info("shutting down")
     finally:
+        notifier.stopping()
         await server.close()
         await failover.close()
         await link.close()
