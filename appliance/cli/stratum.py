@@ -74,8 +74,10 @@ async def run_stratum(cfg: StratumConfig, state_dir: Path) -> int:
         extranonce_size=space,
     )  # fmt: skip
     try:
+        node_tp = (cfg.node_tp.host, cfg.node_tp.port, authority)
         upstreams = [
-            build_upstream(s, space, solo_source=lambda _s: link) for s in _with_solo_last(cfg)
+            build_upstream(s, space, solo_source=lambda _s: link, node_tp=node_tp)
+            for s in _with_solo_last(cfg)
         ]
     except UpstreamConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
