@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from appliance.stratum_v2.errors import ShareError
+from appliance.stratum_v2.jd_jobs import CustomJobError, check_custom_job, work_from_custom_job
+from appliance.stratum_v2.jd_tokens import JobTokenRegistry
 from appliance.stratum_v2.jobs import (
     CHANNEL_PREFIX_SIZE,
     ChannelJobs,
@@ -39,6 +41,7 @@ from protocols.sv2.errors import ProtocolError
 from protocols.sv2.messages import (
     CloseChannel,
     MiningClientFlags,
+    MiningServerFlags,
     OpenExtendedMiningChannel,
     OpenExtendedMiningChannelSuccess,
     OpenMiningChannelError,
@@ -47,6 +50,9 @@ from protocols.sv2.messages import (
     Protocol,
     RequestExtensions,
     RequestExtensionsSuccess,
+    SetCustomMiningJob,
+    SetCustomMiningJobError,
+    SetCustomMiningJobSuccess,
     SetTarget,
     SetupConnection,
     SetupConnectionError,
@@ -134,6 +140,9 @@ class _Session:
         self.acks: dict[int, _PendingAck] = {}
         self.group_channel_id = 0
         self.group: GroupChannel | None = None  # standard channels share jobs via the group
+        #: A JD client (REQUIRES_WORK_SELECTION): it mines only its own declared jobs, set with
+        #: SetCustomMiningJob, so it gets none of ours.
+        self.custom_work = False
         self.closed = False
 
     # io -----------------------------------------------------------------------------------
@@ -203,6 +212,8 @@ class _Session:
             self.on_update(event)
         elif isinstance(event, RequestExtensions):
             self.on_request_extensions(event)
+        elif isinstance(event, SetCustomMiningJob):
+            self.on_custom_job(event)
         elif isinstance(event, CloseChannel):
             if self.group is not None:
                 self.group.remove(event.channel_id)
@@ -222,11 +233,22 @@ class _Session:
         if not msg.min_version <= PROTOCOL_VERSION <= msg.max_version:
             self.write(SetupConnectionError(0, "protocol-version-mismatch"))
             raise _Close(f"versions {msg.min_version}..{msg.max_version} exclude 2")
+        flags = 0
+        if msg.flags & MiningClientFlags.REQUIRES_WORK_SELECTION:
+            if self.server.job_tokens is None:
+                self.write(
+                    SetupConnectionError(
+                        MiningClientFlags.REQUIRES_WORK_SELECTION, "unsupported-feature-flags"
+                    )
+                )
+                raise _Close("work selection asked, but no Job Declaration Server runs")
+            self.custom_work = True
+            flags = MiningServerFlags.REQUIRES_EXTENDED_CHANNELS
         self.setup = msg
         self.group_channel_id = self.server.allocate_channel_id()
-        if not msg.flags & MiningClientFlags.REQUIRES_STANDARD_JOBS:
+        if not msg.flags & MiningClientFlags.REQUIRES_STANDARD_JOBS and not self.custom_work:
             self.group = GroupChannel(self.group_channel_id)
-        self.write(SetupConnectionSuccess(PROTOCOL_VERSION, 0))
+        self.write(SetupConnectionSuccess(PROTOCOL_VERSION, int(flags)))
         log.info(
             "%s: SetupConnection from %r %r %r, flags 0x%x",
             self.peer,
@@ -302,10 +324,47 @@ class _Session:
             msg.nominal_hash_rate,
             vardiff.target,
         )
+        if self.custom_work:
+            return  # its jobs come from SetCustomMiningJob
         if self.group is not None and kind is ChannelKind.STANDARD:
             self.write_many(self.group.add(channel.jobs, server.work))
         elif server.work is not None:
             self.write_many(channel.jobs.new_job(server.work))
+
+    def on_custom_job(self, msg: SetCustomMiningJob) -> None:
+        """A job declared at our JDS, now mined on one of this client's extended channels."""
+        tokens = self.server.job_tokens
+        channel = self.channels.get(msg.channel_id)
+        error: CustomJobError | None = None
+        job = tokens.declared(msg.mining_job_token) if tokens is not None else None
+        space = self.server.source.extranonce_size
+        if tokens is None or not self.custom_work:
+            error = CustomJobError.JD_NOT_SUPPORTED
+        elif channel is None or channel.kind is not ChannelKind.EXTENDED:
+            error = CustomJobError.INVALID_CHANNEL_ID
+        elif job is None or job.claimed:
+            error = CustomJobError.INVALID_TOKEN
+        else:
+            error = check_custom_job(job, msg, space)
+        if error is not None:
+            log.info("%s: SetCustomMiningJob %d refused: %s", self.peer, msg.request_id, error)
+            self.write(SetCustomMiningJobError(msg.channel_id, msg.request_id, str(error)))
+            return
+        assert job is not None and channel is not None
+        job.claimed = True
+        work = work_from_custom_job(job, msg, space, self.server.next_custom_template_id())
+        # The announcement is not sent: the client built the job and learns its id below.
+        announce = channel.jobs.new_job(work)
+        job_id = announce[0].job_id
+        channel.forget_retired()
+        self.write(SetCustomMiningJobSuccess(msg.channel_id, msg.request_id, job_id))
+        log.info(
+            "%s: custom job %d on channel %d (%d transactions)",
+            self.peer,
+            job_id,
+            msg.channel_id,
+            len(job.txs),
+        )
 
     def on_update(self, msg: UpdateChannel) -> None:
         channel = self.channels.get(msg.channel_id)
@@ -345,7 +404,7 @@ class _Session:
             server.counters.blocks_found += 1
             stats.blocks_found += 1
             if result.block is not None:
-                server.submit_block(result.block)
+                server.submit_block(result.block, declared=self.custom_work)
         if result.error is not None:
             server.counters.shares_rejected += 1
             stats.rejected[result.error] = stats.rejected.get(result.error, 0) + 1
@@ -397,7 +456,7 @@ class _Session:
                 self.set_target(channel)
 
     def push_work(self, work: WorkTemplate) -> None:
-        if self.closed:
+        if self.closed or self.custom_work:
             return
         messages: list[Message] = []
         group = self.group
@@ -428,8 +487,12 @@ class Sv2Server:
         *,
         clock: Callable[[], float] = time.monotonic,
         share_sink: ShareSink | None = None,
+        job_tokens: JobTokenRegistry | None = None,
     ) -> None:
         self.source = source
+        #: Tokens of jobs declared at our JDS; None: SetCustomMiningJob is not supported.
+        self.job_tokens = job_tokens
+        self._next_custom_id = 1 << 63  # custom work ids apart from the source's
         #: Called with every accepted share (an upstream pool client forwards them).
         self.share_sink = share_sink
         self.static_secret = static_secret
@@ -565,12 +628,23 @@ class Sv2Server:
         if self.share_sink is not None:
             self.share_sink(channel, share, result)
 
-    def submit_block(self, block: Block) -> None:
-        log.info("share meets the network target: submitting block %s", block.hash_hex)
-        self._spawn(self._submit(block))
+    def next_custom_template_id(self) -> int:
+        self._next_custom_id += 1
+        return self._next_custom_id
 
-    async def _submit(self, block: Block) -> None:
-        reason = await asyncio.to_thread(self.source.submit_block, block)
+    def submit_block(self, block: Block, declared: bool = False) -> None:
+        """Hand a block on: a declared job's goes to the node through the JDS."""
+        log.info("share meets the network target: submitting block %s", block.hash_hex)
+        self._spawn(self._submit(block, declared))
+
+    async def _submit(self, block: Block, declared: bool = False) -> None:
+        sink = self.job_tokens.block_sink if self.job_tokens is not None else None
+        if declared and sink is not None:
+            reason = await sink(block)
+        elif declared:
+            reason = "no-block-sink"
+        else:
+            reason = await asyncio.to_thread(self.source.submit_block, block)
         self.counters.block_results.append(reason)
         if reason is None:
             self.counters.blocks_accepted += 1
