@@ -55,6 +55,11 @@ class StratumConfig:
     shares_per_minute: float
     node_tp: HostPort
     node_tp_key: str | None
+    # Job Declaration Server for JD clients (off by default); it reads the node's mempool and
+    # submits blocks over the node's RPC (None: the chain's default port / the node's datadir).
+    jds_listen: HostPort | None = None
+    node_rpc: HostPort | None = None
+    node_rpc_cookie_dir: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +71,9 @@ class StratumConfig:
             "shares_per_minute": self.shares_per_minute,
             "node_tp": str(self.node_tp),
             "node_tp_key": self.node_tp_key,
+            "jds_listen": str(self.jds_listen) if self.jds_listen else "off",
+            "node_rpc": str(self.node_rpc) if self.node_rpc else "default",
+            "node_rpc_cookie_dir": self.node_rpc_cookie_dir,
         }
 
 
@@ -138,6 +146,9 @@ STRATUM_KEYS = (
     "shares_per_minute",
     "node_tp",
     "node_tp_key",
+    "jds_listen",
+    "node_rpc",
+    "node_rpc_cookie_dir",
 )
 
 
@@ -190,6 +201,9 @@ def _stratum(path: Path, text: str, data: dict[str, Any], default_chain: str) ->
     sv2_listen = c.hostport("sv2_listen", "127.0.0.1:34255")
     sv1_listen = c.hostport("sv1_listen", "0.0.0.0:3333", allow_off=True)
     node_tp = c.hostport("node_tp", "127.0.0.1:18447")
+    jds_listen = c.hostport("jds_listen", "off", allow_off=True)
+    node_rpc = c.hostport("node_rpc", "", allow_off=True)
+    cookie_dir = c.typed("node_rpc_cookie_dir", str, "a string (the node's data directory)", None)
 
     spm = c.typed("shares_per_minute", (int, float), "a number", 6.0)
     if spm is not None and not spm > 0:
@@ -215,6 +229,9 @@ def _stratum(path: Path, text: str, data: dict[str, Any], default_chain: str) ->
         shares_per_minute=float(spm),
         node_tp=node_tp,
         node_tp_key=key,
+        jds_listen=jds_listen,
+        node_rpc=node_rpc,
+        node_rpc_cookie_dir=cookie_dir,
     )
 
 

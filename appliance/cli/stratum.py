@@ -19,7 +19,10 @@ from typing import Any
 
 from appliance.cli._output import emit
 from appliance.config import ConfigError, StratumConfig, load_stratum_config
+from appliance.node_rpc import NodeRpc
 from appliance.sdnotify import Notifier
+from appliance.stratum_v2.jd_server import JdServer, JdServerConfig
+from appliance.stratum_v2.jd_tokens import JobTokenRegistry
 from appliance.stratum_v2.jobs import DEFAULT_EXTRANONCE_SPACE
 from appliance.stratum_v2.keys import load_or_create_keys
 from appliance.stratum_v2.node_link import NodeLink
@@ -27,6 +30,7 @@ from appliance.stratum_v2.server import Sv2Server, Sv2ServerConfig
 from appliance.stratum_v2.upstream.errors import UpstreamConfigError
 from appliance.stratum_v2.upstream.factory import UpstreamSpec, build_upstream
 from appliance.stratum_v2.upstream.failover import FailoverSource
+from protocols.bitcoin.networks import get_network
 from protocols.sv2.keys import decode_authority_public_key
 
 log = logging.getLogger("blvm.stratum")
@@ -48,6 +52,31 @@ def _load(path: str) -> StratumConfig | None:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         return None
+
+
+def node_datadir(chain: str) -> Path:
+    """Where `blvm node` keeps `chain` (and its RPC cookie) by default."""
+    base = os.environ.get("BLVM_DATADIR") or os.path.join(
+        os.environ.get("XDG_DATA_HOME", os.path.expanduser("~/.local/share")), "blvm"
+    )
+    return Path(base) / chain
+
+
+def build_jds(cfg: StratumConfig, keys: Any) -> tuple[JdServer, JobTokenRegistry] | None:
+    """The Job Declaration Server `jds_listen` asks for, talking to the node over RPC."""
+    if cfg.jds_listen is None:
+        return None
+    rpc_host, rpc_port = "127.0.0.1", get_network(cfg.chain).rpc_port
+    if cfg.node_rpc is not None:
+        rpc_host, rpc_port = cfg.node_rpc.host, cfg.node_rpc.port
+    cookie_dir = Path(cfg.node_rpc_cookie_dir or node_datadir(cfg.chain))
+    rpc = NodeRpc(rpc_host, rpc_port, cookie_dir=cookie_dir)
+    tokens = JobTokenRegistry()
+    jds = JdServer(
+        tokens, keys.static_secret, keys.certificate, rpc, cfg.payout_script,
+        JdServerConfig(host=cfg.jds_listen.host, port=cfg.jds_listen.port),
+    )  # fmt: skip
+    return jds, tokens
 
 
 def _with_solo_last(cfg: StratumConfig) -> list[UpstreamSpec]:
@@ -83,6 +112,7 @@ async def run_stratum(cfg: StratumConfig, state_dir: Path) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     failover = FailoverSource(upstreams, space)
+    jd = build_jds(cfg, keys)
     server = Sv2Server(
         failover,
         keys.static_secret,
@@ -95,6 +125,7 @@ async def run_stratum(cfg: StratumConfig, state_dir: Path) -> int:
             sv1_host=cfg.sv1_listen.host if cfg.sv1_listen else None,
         ),
         share_sink=failover.share_sink,
+        job_tokens=jd[1] if jd else None,
     )
     notifier = Notifier()
     tasks = [asyncio.create_task(link.run()), asyncio.create_task(failover.run())]
@@ -106,8 +137,13 @@ async def run_stratum(cfg: StratumConfig, state_dir: Path) -> int:
     try:
         try:
             await server.start()
+            if jd is not None:
+                await jd[0].start()
         except OSError as exc:
-            print(f"error: cannot listen: {exc}; change sv2_listen/sv1_listen", file=sys.stderr)
+            print(
+                f"error: cannot listen: {exc}; change sv2_listen/sv1_listen/jds_listen",
+                file=sys.stderr,
+            )
             return 2
         sv1 = f"{cfg.sv1_listen.host}:{server.sv1_port}" if cfg.sv1_listen else "off"
         log.info(
@@ -121,6 +157,8 @@ async def run_stratum(cfg: StratumConfig, state_dir: Path) -> int:
             ", ".join(u.name for u in upstreams),
             cfg.node_tp,
         )
+        if jd is not None:
+            log.info("Job Declaration Server on %s:%d", cfg.jds_listen.host, jd[0].port)
         notifier.ready(f"SV2 on port {server.port}, SV1 {sv1}; waiting for work")
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
@@ -132,6 +170,8 @@ async def run_stratum(cfg: StratumConfig, state_dir: Path) -> int:
     finally:
         notifier.stopping()
         await server.close()
+        if jd is not None:
+            await jd[0].close()
         await failover.close()
         await link.close()
         for task in tasks:

@@ -93,6 +93,10 @@ class JobTokenRegistry:
         """The owner's declared jobs, newest first (PushSolution names no job)."""
         return [j for j in reversed(self._declared.values()) if j.owner == owner]
 
+    def declared_jobs(self) -> list[DeclaredJob]:
+        """Every declared job still held, newest first (status and tests)."""
+        return list(reversed(self._declared.values()))
+
     def forget_owner(self, owner: int) -> None:
         """A JD connection closed: its unspent tokens die; declared jobs stay minable."""
         for token in [t for t, (o, _) in self._allocated.items() if o == owner]:

@@ -116,6 +116,8 @@ class ServerCounters:
     shares_rejected: int = 0
     blocks_found: int = 0
     blocks_accepted: int = 0
+    custom_jobs: int = 0  # SetCustomMiningJob accepted
+    custom_jobs_refused: int = 0
     last_broadcast: float = 0.0  # seconds to queue the latest work to every channel
     templates: int = 0
     block_results: list[str | None] = field(default_factory=list)
@@ -348,6 +350,7 @@ class _Session:
             error = check_custom_job(job, msg, space)
         if error is not None:
             log.info("%s: SetCustomMiningJob %d refused: %s", self.peer, msg.request_id, error)
+            self.server.counters.custom_jobs_refused += 1
             self.write(SetCustomMiningJobError(msg.channel_id, msg.request_id, str(error)))
             return
         assert job is not None and channel is not None
@@ -357,6 +360,7 @@ class _Session:
         announce = channel.jobs.new_job(work)
         job_id = announce[0].job_id
         channel.forget_retired()
+        self.server.counters.custom_jobs += 1
         self.write(SetCustomMiningJobSuccess(msg.channel_id, msg.request_id, job_id))
         log.info(
             "%s: custom job %d on channel %d (%d transactions)",
@@ -664,6 +668,8 @@ class Sv2Server:
             "shares_rejected": c.shares_rejected,
             "blocks_found": c.blocks_found,
             "blocks_accepted": c.blocks_accepted,
+            "custom_jobs": c.custom_jobs,
+            "custom_jobs_refused": c.custom_jobs_refused,
             "templates": c.templates,
             "last_broadcast_seconds": c.last_broadcast,
             "workers": {name: w.to_dict() for name, w in self.workers.items()},
