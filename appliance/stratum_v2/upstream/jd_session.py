@@ -333,6 +333,8 @@ class JdSession:
             tpl, prev, seq, _ = entry
             if self._prev is not None and prev.prev_hash != self._prev.prev_hash:
                 return  # a new block arrived meanwhile
+            if seq <= self._delivered_seq:
+                return  # a newer template is already mined: no token spent on this one
             self._waiting = (tpl, prev, seq, tuple(bytes(t) for t in msg.transaction_list))
             self._resume(now)
         elif isinstance(msg, RequestTransactionDataError):
