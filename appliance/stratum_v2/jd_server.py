@@ -92,6 +92,8 @@ class JdCounters:
     missing_tx_requests: int = 0
     txs_provided: int = 0
     solutions_pushed: int = 0
+    #: Per PushSolution: the hash of the block rebuilt from it, None when it fit no job.
+    pushed_blocks: list[str | None] = field(default_factory=list)
     blocks_submitted: int = 0
     blocks_accepted: int = 0
     block_results: list[tuple[str, str | None]] = field(default_factory=list)
@@ -366,8 +368,10 @@ class _JdSession:
         for job in server.tokens.jobs_of(self.owner):
             block = rebuild_block(job, msg)
             if block is not None:
+                server.counters.pushed_blocks.append(block.hash_hex)
                 await server.submit_block(block)
                 return
+        server.counters.pushed_blocks.append(None)
         log.warning("JD client %s: PushSolution matches none of its declared jobs", self.peer)
 
 
@@ -425,6 +429,10 @@ class JdServer:
         self.counters.connections_total += 1
         try:
             await _JdSession(self, reader, writer, next(self._owners)).run()
+        except asyncio.CancelledError:
+            # close() cancels sessions; ending normally keeps asyncio's stream callback from
+            # logging the cancellation as an error.
+            writer.close()
         finally:
             self.counters.connections -= 1
             self._sessions.discard(task)

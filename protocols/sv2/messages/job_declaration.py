@@ -84,15 +84,16 @@ class DeclareMiningJobError(Message):
 @message(extension_type=0, msg_type=0x60)
 @dataclass(frozen=True, slots=True)
 class PushSolution(Message):
-    """Field order as SRI sends it: ntime before nonce.
+    """Nonce before ntime, as in the spec and in SRI's `job_declaration_sv2` 10.x.
 
-    The spec table lists nonce before ntime; both are U32 so the bytes cannot tell them
-    apart. We follow SRI, the implementation we must interoperate with.
+    Older SRI releases put ntime first; both are U32 so the bytes cannot tell them apart.
+    Proven against `jd_client_sv2` 0.6.0: with ntime first, the block our JDS rebuilt from its
+    PushSolution carried the nonce as its time (node: time-too-old). Build it with keywords.
     """
 
     extranonce: bytes = wire(B0_32)
     prev_hash: bytes = wire(U256)
-    ntime: int = wire(U32)
     nonce: int = wire(U32)
+    ntime: int = wire(U32)
     nbits: int = wire(U32)
     version: int = wire(U32)

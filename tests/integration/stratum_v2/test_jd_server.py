@@ -175,8 +175,8 @@ def test_jds_decisions_and_push_solution(rig: Rig) -> None:
                 assert nonce is not None
                 client.send(
                     PushSolution(
-                        extranonce, template.previousblockhash, ntime, nonce, template.bits,
-                        template.version,
+                        extranonce=extranonce, prev_hash=template.previousblockhash,
+                        nonce=nonce, ntime=ntime, nbits=template.bits, version=template.version,
                     )
                 )  # fmt: skip
                 block_hash = sha256d(head + nonce.to_bytes(4, "little"))
