@@ -29,7 +29,9 @@ from appliance.stratum_v2.jd_tokens import JobTokenRegistry
 from appliance.stratum_v2.keys import load_or_create_keys
 from appliance.stratum_v2.node_link import NodeLink
 from appliance.stratum_v2.server import Sv2Server, Sv2ServerConfig
+from node.chain.chainstate import BlockStatus, Chainstate
 from node.chain.params import REGTEST, block_subsidy
+from node.mempool import Mempool
 from tests.helpers.jd_rig import node_rpc
 from tests.helpers.sri import (
     SRI_PUBLIC,
@@ -41,6 +43,7 @@ from tests.helpers.sri import (
     until,
 )
 from tests.helpers.stratum_miners import Sv2StandardMiner
+from tests.unit.mempool.mempool_tools import FakeClock, regtest_chain
 
 pytestmark = pytest.mark.interop
 
@@ -172,3 +175,71 @@ def test_sri_jd_client_declares_and_mines_on_our_pool(tmp_path: Path) -> None:
     with node_template_provider(tmp_path) as node:
         asyncio.run(scenario(node))
         assert node.error is None, node.error
+
+
+def test_sri_jd_client_provides_transactions_our_node_lacks(tmp_path: Path) -> None:
+    """The JDS's node (B) has the chain but an empty mempool: it asks the JDC for the
+    transactions (ProvideMissingTransactions), checks their wtxids, accepts the job, and the
+    block found on it reaches B only through our pool and JDS."""
+    need_role("jd_client_sv2")
+    keys = load_or_create_keys(tmp_path / "pool-keys", now=int(time.time()))
+    blocks, _ = regtest_chain(110, seed=b"sv2-interop-tp")  # node A's chain (the helper's seed)
+    chain_b = Chainstate.open(tmp_path / "node-b", REGTEST, script_threads=1)
+    for raw in blocks:
+        assert chain_b.process_block(raw).status is BlockStatus.ACCEPTED
+    mempool_b = Mempool(chain_b, clock=FakeClock())
+
+    async def scenario(node) -> None:
+        tp = node.tp
+        height = node.chain.height
+        assert chain_b.tip.hash == node.chain.tip.hash
+        with node_rpc(chain_b, mempool_b, tmp_path / "cookie-b") as rpc:
+            tokens = JobTokenRegistry()
+            link = NodeLink("127.0.0.1", tp.port, POOL)
+            link_task = asyncio.create_task(link.run())
+            jds = JdServer(
+                tokens, keys.static_secret, keys.certificate, rpc, POOL,
+                JdServerConfig(host="127.0.0.1", port=0),
+            )  # fmt: skip
+            pool = Sv2Server(
+                link, keys.static_secret, keys.certificate,
+                Sv2ServerConfig(host="127.0.0.1", port=0, shares_per_minute=600.0, ack_batch=1),
+                job_tokens=tokens,
+            )  # fmt: skip
+            await jds.start()
+            await pool.start()
+            jdc_port = free_port()
+            config = jdc_fulltemplate_config(
+                jdc_port, tp.port, tp.keys.authority_public_text, pool.port, jds.port,
+                keys.authority_public,
+            )  # fmt: skip
+            try:
+                with sri_role(tmp_path, "jd_client_sv2", config):
+                    miner = await asyncio.to_thread(Sv2StandardMiner, jdc_port)
+                    await until(lambda: pool.counters.custom_jobs >= 1, 60, "custom job")
+                    assert jds.counters.missing_tx_requests >= 1, jds.status()
+                    assert jds.counters.txs_provided >= len(node.txs), jds.status()
+                    assert not jds.counters.jobs_rejected, jds.status()
+                    job = tokens.declared_jobs()[0]
+                    assert {t.txid for t in job.txs} == {t.txid for t in node.txs}
+                    await asyncio.to_thread(miner.mine_and_submit)
+                    await until(lambda: chain_b.height == height + 1, 30, "block on node B")
+                    await until(lambda: node.chain.height == height + 1, 30, "block on node A")
+                    assert chain_b.tip.hash == node.chain.tip.hash
+                    block = chain_b.get_block(chain_b.tip.hash)
+                    assert {tx.txid for tx in block.txs[1:]} == {t.txid for t in node.txs}
+                    miner.close()
+            finally:
+                await pool.close()
+                await jds.close()
+                await link.close()
+                link_task.cancel()
+                await asyncio.gather(link_task, return_exceptions=True)
+
+    try:
+        with node_template_provider(tmp_path) as node:
+            asyncio.run(scenario(node))
+            assert node.error is None, node.error
+    finally:
+        mempool_b.close()
+        chain_b.close()
