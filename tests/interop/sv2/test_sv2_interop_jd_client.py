@@ -243,3 +243,71 @@ def test_sri_jd_client_provides_transactions_our_node_lacks(tmp_path: Path) -> N
     finally:
         mempool_b.close()
         chain_b.close()
+
+
+def test_sri_mining_device_behind_jd_client_mines_on_our_pool(tmp_path: Path) -> None:
+    """SRI's CPU miner behind SRI's JDC: every regtest share is a block, so each block is
+    followed at once by a new template, a new declaration and a new custom job — the JDS
+    and our pool must keep up without refusing anything."""
+    need_role("jd_client_sv2")
+    mining_device = need_role("mining_device")
+    keys = load_or_create_keys(tmp_path / "pool-keys", now=int(time.time()))
+
+    async def scenario(node) -> None:
+        tp = node.tp
+        height = node.chain.height
+        with node_rpc(node.chain, node.mempool, tmp_path / "cookie") as rpc:
+            tokens = JobTokenRegistry()
+            link = NodeLink("127.0.0.1", tp.port, POOL)
+            link_task = asyncio.create_task(link.run())
+            jds = JdServer(
+                tokens, keys.static_secret, keys.certificate, rpc, POOL,
+                JdServerConfig(host="127.0.0.1", port=0),
+            )  # fmt: skip
+            pool = Sv2Server(
+                link, keys.static_secret, keys.certificate,
+                Sv2ServerConfig(host="127.0.0.1", port=0, shares_per_minute=600.0, ack_batch=1),
+                job_tokens=tokens,
+            )  # fmt: skip
+            await jds.start()
+            await pool.start()
+            jdc_port = free_port()
+            config = jdc_fulltemplate_config(
+                jdc_port, tp.port, tp.keys.authority_public_text, pool.port, jds.port,
+                keys.authority_public,
+            )  # fmt: skip
+            log_path = tmp_path / "mining_device.log"
+            try:
+                with sri_role(tmp_path, "jd_client_sv2", config), log_path.open("w") as log:
+                    await until(lambda: jds.counters.tokens_allocated >= 1, 60, "token")
+                    proc = await asyncio.create_subprocess_exec(
+                        str(mining_device), "-a", f"127.0.0.1:{jdc_port}", "-p", SRI_PUBLIC,
+                        "--id-user", "blvm-jd-interop", "--cores", "1",
+                        stdout=log, stderr=log,
+                    )  # fmt: skip
+                    try:
+                        await until(lambda: node.chain.height >= height + 3, 90, "three blocks")
+                        await until(lambda: pool.counters.blocks_found >= 3, 30, "pool blocks")
+                    finally:
+                        proc.kill()
+                        await proc.wait()
+                    status = (pool.status(), jds.status())
+                    assert pool.counters.custom_jobs >= 3, status
+                    assert pool.counters.shares_accepted >= 3, status
+                    # Declarations racing a new tip may be stale (non-fatal for the JDC);
+                    # nothing else may be refused.
+                    assert set(jds.counters.jobs_rejected) <= {"stale-chain-tip"}, status
+                    assert None not in jds.counters.pushed_blocks, status
+                    # Shares in flight when a block lands are stale; no other refusal.
+                    rejected = {code for w in pool.workers.values() for code in w.rejected}
+                    assert rejected <= {"stale-share"}, status
+            finally:
+                await pool.close()
+                await jds.close()
+                await link.close()
+                link_task.cancel()
+                await asyncio.gather(link_task, return_exceptions=True)
+
+    with node_template_provider(tmp_path) as node:
+        asyncio.run(scenario(node))
+        assert node.error is None, node.error
