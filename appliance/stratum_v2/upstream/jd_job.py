@@ -191,7 +191,14 @@ class DeclaredJob:
         submit = SubmitSolution(
             self.template_id, version, ntime, nonce, self.coinbase(full_extranonce)
         )
-        push = PushSolution(full_extranonce, self.prev_hash, ntime, nonce, self.nbits, version)
+        push = PushSolution(
+            extranonce=full_extranonce,
+            prev_hash=self.prev_hash,
+            nonce=nonce,
+            ntime=ntime,
+            nbits=self.nbits,
+            version=version,
+        )
         return submit, push
 
 

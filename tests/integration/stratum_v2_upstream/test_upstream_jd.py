@@ -155,6 +155,8 @@ async def _declared_mining_and_fallback(
     tp = node.tp.stats
     await until(lambda: tp.solutions_accepted + tp.solutions_rejected == 1, what="SubmitSolution")
     await until(lambda: c.solutions_pushed == 1, what="PushSolution at the JDS")
+    # The JDS rebuilt exactly the connected block from our PushSolution's fields.
+    assert c.pushed_blocks == [block.hash_hex]
     await until(lambda: jd.stats.accepted == 4, what="the block's share acked by the pool")
     assert jd.session.blocks == 1
     # The next template (on the new tip) is declared too and reaches the miner.
