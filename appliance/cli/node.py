@@ -6,12 +6,12 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import sys
 from pathlib import Path
 
 from appliance.cli._output import emit
+from appliance.paths import node_datadir
 from appliance.sdnotify import Notifier
 from node.chain.chainstate import ChainstateError
 from node.chain.params import get as get_params
@@ -22,13 +22,6 @@ from node.service import NodeConfig, NodeService
 
 log = logging.getLogger("blvm.node")
 STATUS_EVERY = 30.0
-
-
-def default_datadir(chain: str) -> Path:
-    base = os.environ.get("BLVM_DATADIR") or os.path.join(
-        os.environ.get("XDG_DATA_HOME", os.path.expanduser("~/.local/share")), "blvm"
-    )
-    return Path(base) / chain
 
 
 def parse_hostport(text: str, default_port: int) -> tuple[str, int]:
@@ -49,7 +42,7 @@ async def run_node(args: argparse.Namespace) -> int:
         return 2
     config = NodeConfig(
         params=params,
-        datadir=Path(args.datadir) if args.datadir else default_datadir(params.name),
+        datadir=Path(args.datadir) if args.datadir else node_datadir(params.name),
         prune_mib=args.prune,
         fast_prune=args.fast_prune,
         listen=(args.bind, args.port if args.port is not None else net.default_port)

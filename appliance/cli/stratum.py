@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import sys
 import time
@@ -20,6 +19,7 @@ from typing import Any
 from appliance.cli._output import emit
 from appliance.config import ConfigError, StratumConfig, load_stratum_config
 from appliance.node_rpc import NodeRpc
+from appliance.paths import data_root, node_datadir
 from appliance.sdnotify import Notifier
 from appliance.stratum_v2.jd_server import JdServer, JdServerConfig
 from appliance.stratum_v2.jd_tokens import JobTokenRegistry
@@ -39,10 +39,7 @@ STATUS_EVERY = 30.0
 
 
 def default_state_dir() -> Path:
-    base = os.environ.get("BLVM_DATADIR") or os.path.join(
-        os.environ.get("XDG_DATA_HOME", os.path.expanduser("~/.local/share")), "blvm"
-    )
-    return Path(base) / "stratum-v2"
+    return data_root() / "stratum-v2"
 
 
 def _load(path: str) -> StratumConfig | None:
@@ -52,14 +49,6 @@ def _load(path: str) -> StratumConfig | None:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         return None
-
-
-def node_datadir(chain: str) -> Path:
-    """Where `blvm node` keeps `chain` (and its RPC cookie) by default."""
-    base = os.environ.get("BLVM_DATADIR") or os.path.join(
-        os.environ.get("XDG_DATA_HOME", os.path.expanduser("~/.local/share")), "blvm"
-    )
-    return Path(base) / chain
 
 
 def build_jds(cfg: StratumConfig, keys: Any) -> tuple[JdServer, JobTokenRegistry] | None:
