@@ -77,6 +77,7 @@ ShareSink = Callable[[Channel, Any, Any], None]
 PROTOCOL_VERSION = 2
 SUPPORTED_EXTENSIONS = frozenset({WORKER_HASHRATE_TRACKING})
 READ_SIZE = 65536
+_SHARE_TYPES = frozenset({SubmitSharesStandard, SubmitSharesExtended})
 
 
 @dataclass(slots=True)
@@ -199,6 +200,9 @@ class _Session:
     # dispatch -----------------------------------------------------------------------------
 
     def handle(self, event: object) -> None:
+        if type(event) in _SHARE_TYPES and self.setup is not None:  # the hot path first
+            self.on_share(event)  # type: ignore[arg-type]
+            return
         if isinstance(event, HandshakeComplete):
             return
         if isinstance(event, SetupConnection):

@@ -20,15 +20,26 @@ from protocols.sv2.messages import SubmitSharesExtended, SubmitSharesStandard
 
 __all__ = ["Channel", "ShareResult", "WorkerStats", "header_bytes", "validate_share"]
 
-_HEADER_TAIL = struct.Struct("<III")
-_VERSION = struct.Struct("<I")
+_HEADER = struct.Struct("<I32s32sIII")  # one pack builds the whole 80-byte header
 _sha256 = hashlib.sha256
 
 
 def header_bytes(
     version: int, prev_hash: bytes, merkle_root: bytes, ntime: int, nbits: int, nonce: int
 ) -> bytes:
-    return _VERSION.pack(version) + prev_hash + merkle_root + _HEADER_TAIL.pack(ntime, nbits, nonce)
+    if len(prev_hash) != 32 or len(merkle_root) != 32:  # "32s" would pad or cut silently
+        raise ValueError("prev_hash and merkle_root are 32 bytes")
+    return _HEADER.pack(version, prev_hash, merkle_root, ntime, nbits, nonce)
+
+
+def _credited(channel: Channel, target: int) -> float:
+    """difficulty(target), remembered per channel: the target rarely changes."""
+    cached = channel.credit
+    if cached is not None and cached[0] == target:
+        return cached[1]
+    value = difficulty(target)
+    channel.credit = (target, value)
+    return value
 
 
 @dataclass(slots=True)
@@ -66,6 +77,7 @@ class Channel:
     stats: WorkerStats
     version_rolling: bool = True
     seen: dict[int, set[tuple[int, int, int, bytes]]] = field(default_factory=dict)
+    credit: tuple[int, float] | None = None  # (target, its difficulty), see `_credited`
 
     @property
     def kind(self) -> ChannelKind:
@@ -156,5 +168,5 @@ def validate_share(
     if key in seen:
         return ShareResult(ShareError.DUPLICATE_SHARE, value, job=job)
     seen.add(key)
-    credited = difficulty(share_target)
+    credited = _credited(channel, share_target)
     return ShareResult(None, value, credited, difficulty(value or 1), block, is_block, job)

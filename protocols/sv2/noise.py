@@ -66,6 +66,7 @@ CHUNK_MAX = 65535
 CHUNK_PLAINTEXT_MAX = CHUNK_MAX - MAC_SIZE  # 65519
 CERT_LEEWAY_SECONDS = 10  # SRI tolerates this much clock drift either side
 _NONCE_LIMIT = (1 << 64) - 1  # the all-ones nonce is reserved by Noise
+_NONCE = struct.Struct("<4xQ")  # 32 zero bits, then the 64-bit counter (little-endian)
 
 
 def _hmac(key: bytes, data: bytes) -> bytes:
@@ -102,20 +103,21 @@ class CipherState:
     def _nonce(self) -> bytes:
         if self.n >= _NONCE_LIMIT:
             raise NoiseError("nonce space exhausted; reconnect")
-        return b"\0\0\0\0" + struct.pack("<Q", self.n)
+        return _NONCE.pack(self.n)
 
-    def encrypt(self, ad: bytes, plaintext: bytes) -> bytes:
+    # The AEAD reads any bytes-like object (a memoryview into the receive buffer): no copy.
+    def encrypt(self, ad: bytes, plaintext: bytes | memoryview) -> bytes:
         if self._aead is None:
             return bytes(plaintext)
-        ct = self._aead.encrypt(self._nonce(), bytes(plaintext), ad or None)
+        ct = self._aead.encrypt(self._nonce(), plaintext, ad or None)
         self.n += 1
         return ct
 
-    def decrypt(self, ad: bytes, ciphertext: bytes) -> bytes:
+    def decrypt(self, ad: bytes, ciphertext: bytes | memoryview) -> bytes:
         if self._aead is None:
             return bytes(ciphertext)
         try:
-            pt = self._aead.decrypt(self._nonce(), bytes(ciphertext), ad or None)
+            pt = self._aead.decrypt(self._nonce(), ciphertext, ad or None)
         except InvalidTag:
             raise DecryptionError("MAC check failed") from None
         self.n += 1
@@ -328,6 +330,7 @@ class NoiseTransport:
         self.handshake_hash = handshake_hash
         self.max_payload = max_payload
         self._buf = bytearray()
+        self._pos = 0  # bytes of `_buf` already consumed (compacted on the next feed)
         self._header: FrameHeader | None = None
 
     def encrypt_frame(self, header: bytes, payload: bytes) -> bytes:
@@ -335,6 +338,8 @@ class NoiseTransport:
         if len(header) != HEADER_SIZE:
             raise ValueError("header is 6 bytes")
         enc = self._send.encrypt
+        if 0 < len(payload) <= CHUNK_PLAINTEXT_MAX:  # the common case: one chunk
+            return enc(b"", header) + enc(b"", payload)
         parts = [enc(b"", header)]
         view = memoryview(payload)
         for start in range(0, len(payload), CHUNK_PLAINTEXT_MAX):
@@ -342,33 +347,46 @@ class NoiseTransport:
         return b"".join(parts)
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
+        # Consumed bytes are dropped once per read, not once per frame: the buffer still
+        # holds only what has arrived and is not yet decrypted.
+        if self._pos:
+            del self._buf[: self._pos]
+            self._pos = 0
         self._buf += data
 
     def next_frame(self) -> Frame | None:
         """The next decrypted frame, or None until enough ciphertext has arrived."""
-        if self._header is None:
-            if len(self._buf) < ENCRYPTED_HEADER_SIZE:
+        buf = self._buf
+        pos = self._pos
+        header = self._header
+        if header is None:
+            end = pos + ENCRYPTED_HEADER_SIZE
+            if len(buf) < end:
                 return None
-            plain = self._recv.decrypt(b"", bytes(self._buf[:ENCRYPTED_HEADER_SIZE]))
+            with memoryview(buf) as view:
+                plain = self._recv.decrypt(b"", view[pos:end])
             header = decode_header(plain)
             if header.msg_length > self.max_payload:
                 raise FramingError(
                     f"frame announces {header.msg_length} bytes, limit is {self.max_payload}"
                 )
-            del self._buf[:ENCRYPTED_HEADER_SIZE]
+            pos = self._pos = end
             self._header = header
-        header = self._header
         need = encrypted_length(header.msg_length)
-        if len(self._buf) < need:
+        end = pos + need
+        if len(buf) < end:
             return None
         dec = self._recv.decrypt
-        chunks = []
-        view = memoryview(self._buf)
-        try:
-            for start in range(0, need, CHUNK_MAX):
-                chunks.append(dec(b"", view[start : min(start + CHUNK_MAX, need)]))
-        finally:
-            view.release()
-        del self._buf[:need]
+        with memoryview(buf) as view:
+            if not need:
+                payload = b""
+            elif need <= CHUNK_MAX:
+                payload = dec(b"", view[pos:end])
+            else:
+                payload = b"".join(
+                    dec(b"", view[start : min(start + CHUNK_MAX, end)])
+                    for start in range(pos, end, CHUNK_MAX)
+                )
+        self._pos = end
         self._header = None
-        return Frame(header, b"".join(chunks))
+        return Frame(header, payload)
