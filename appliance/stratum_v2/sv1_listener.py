@@ -123,7 +123,9 @@ class Sv1Session:
     # requests -----------------------------------------------------------------------------
 
     def handle(self, event: object) -> None:
-        if isinstance(event, ev.Configure):
+        if type(event) is ev.Submit:  # the hot path first
+            self.on_submit(event)
+        elif isinstance(event, ev.Configure):
             self.write(self.conn.configure_result(event, SV1_VERSION_MASK))
         elif isinstance(event, ev.Subscribe):
             self.on_subscribe(event)

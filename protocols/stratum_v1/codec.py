@@ -342,6 +342,8 @@ def _u32_hex(v: int) -> str:
 
 def encode_event(event: Any) -> dict[str, Any]:
     """Any event → its JSON-RPC object. Requests must already carry their ``req_id``."""
+    if type(event) is ev.SubmitResult:  # the most frequent event by far: skip the match
+        return _response(event.req_id, event.accepted, event.error)
     match event:
         case ev.Submit():
             params = [

@@ -15,7 +15,12 @@ from typing import Any
 from protocols.stratum_v1 import codec
 from protocols.stratum_v1 import events as ev
 from protocols.stratum_v1.errors import ErrorCode, LocalProtocolError, ProtocolError
-from protocols.stratum_v1.framing import MAX_LINE_BYTES, LineDecoder, encode_line
+from protocols.stratum_v1.framing import (
+    MAX_LINE_BYTES,
+    LineDecoder,
+    encode_accepted,
+    encode_line,
+)
 from protocols.stratum_v1.work import negotiate_version_mask, version_bits_allowed
 
 log = logging.getLogger(__name__)
@@ -59,6 +64,7 @@ _ANSWERS: dict[type, tuple[type, ...]] = {
     ev.GetVersion: (ev.VersionResult,),
 }
 _UNKNOWN = ev.UnknownMethod
+_NOTED = (*_CLIENT_REQUESTS, _UNKNOWN)  # client messages that await our answer
 
 
 class _Connection:
@@ -97,7 +103,15 @@ class _Connection:
             raise LocalProtocolError(
                 f"{type(event).__name__} cannot answer {type(request).__name__}"
             )
-        data = encode_line(codec.encode_event(event))
+        if (
+            type(event) is ev.SubmitResult
+            and event.accepted is True
+            and event.error is None
+            and type(event.req_id) is int
+        ):
+            data = encode_accepted(event.req_id)  # the hot path: one answer per share
+        else:
+            data = encode_line(codec.encode_event(event))
         queue.pop(0)
         if not queue:
             del self._peer_pending[event.req_id]
@@ -250,7 +264,7 @@ class ServerConnection(_Connection):
                 event = self._take_response(obj, rid)
             else:
                 event = codec.decode_client_request(obj, method, rid)
-                if isinstance(event, (*_CLIENT_REQUESTS, _UNKNOWN)):
+                if isinstance(event, _NOTED):
                     self._note_peer_request(event)
                 if isinstance(event, ev.Subscribe):
                     self.user_agent = event.user_agent

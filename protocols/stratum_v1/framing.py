@@ -84,6 +84,11 @@ def parse_line(line: bytes) -> dict[str, Any]:
     return obj
 
 
+def encode_accepted(req_id: int) -> bytes:
+    """``encode_line`` of an accepted share's answer with an integer id, without json."""
+    return b'{"id":%d,"result":true,"error":null}\n' % req_id
+
+
 def encode_line(obj: dict[str, Any]) -> bytes:
     """A JSON object → one compact line of bytes ending in a newline."""
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=True).encode("ascii") + b"\n"

@@ -114,10 +114,14 @@ class CipherState:
         return ct
 
     def decrypt(self, ad: bytes, ciphertext: bytes | memoryview) -> bytes:
-        if self._aead is None:
+        aead = self._aead
+        if aead is None:
             return bytes(ciphertext)
+        n = self.n  # `_nonce` inlined: this runs twice per received frame
+        if n >= _NONCE_LIMIT:
+            raise NoiseError("nonce space exhausted; reconnect")
         try:
-            pt = self._aead.decrypt(self._nonce(), ciphertext, ad or None)
+            pt = aead.decrypt(_NONCE.pack(n), ciphertext, ad or None)
         except InvalidTag:
             raise DecryptionError("MAC check failed") from None
         self.n += 1

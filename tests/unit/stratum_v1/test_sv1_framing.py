@@ -135,3 +135,38 @@ def test_client_rejects_bad_shapes(line):
 def test_notify_clean_jobs_accepts_0_and_1():
     [job] = ClientConnection().receive_data(_notify_with(8, 1) + b"\n")
     assert job.clean_jobs is True
+
+
+@pytest.mark.parametrize("req_id", [0, 1, 7, 4096, -3, 2**31, 2**70])
+def test_sv1_accepted_fast_path_matches_json(req_id: int) -> None:
+    from protocols.stratum_v1 import codec
+    from protocols.stratum_v1 import events as ev
+    from protocols.stratum_v1.framing import encode_accepted
+
+    generic = encode_line(codec.encode_event(ev.SubmitResult(req_id, True)))
+    assert encode_accepted(req_id) == generic
+
+
+def test_sv1_server_answers_submits_like_json() -> None:
+    """Accepted (fast path) and rejected/string-id (json) answers, as the peer parses them."""
+    from protocols.stratum_v1 import events as ev
+    from protocols.stratum_v1.errors import ErrorCode
+    from protocols.stratum_v1.framing import parse_line
+
+    server = ServerConnection()
+    lines = (
+        b'{"id":5,"method":"mining.submit","params":["w","1","00","00000000","00000000"]}\n'
+        b'{"id":"x","method":"mining.submit","params":["w","1","00","00000000","00000001"]}\n'
+        b'{"id":6,"method":"mining.submit","params":["w","1","00","00000000","00000002"]}\n'
+    )
+    submits = server.receive_data(lines)
+    out = [
+        server.send(ev.SubmitResult(submits[0].req_id, True)),
+        server.send(ev.SubmitResult(submits[1].req_id, True)),
+        server.send(ServerConnection.reject(submits[2].req_id, ErrorCode.DUPLICATE_SHARE)),
+    ]
+    assert [parse_line(line.strip()) for line in out] == [
+        {"id": 5, "result": True, "error": None},
+        {"id": "x", "result": True, "error": None},
+        {"id": 6, "result": False, "error": [22, ErrorCode.DUPLICATE_SHARE.default_message, None]},
+    ]
