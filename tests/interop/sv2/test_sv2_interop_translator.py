@@ -281,7 +281,11 @@ def test_sv2_translator_mines_a_block_through_our_server(tmp_path: Path) -> None
             accepted = miner.submit(job_id, extranonce2, ntime, nonce, notes)
             assert accepted is True
             deadline = time.monotonic() + 30
-            while chain.tip.height < 1 and time.monotonic() < deadline:
+            # The tip moves inside submit_block's thread; the server counts the result once
+            # its event loop resumes after that thread: wait for both.
+            while (
+                chain.tip.height < 1 or not server.counters.block_results
+            ) and time.monotonic() < deadline:
                 time.sleep(0.1)
             assert chain.tip.height == 1, server.status()
             assert server.counters.shares_accepted >= 1 and server.counters.blocks_accepted == 1
