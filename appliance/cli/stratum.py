@@ -23,7 +23,7 @@ from appliance.paths import data_root, node_datadir
 from appliance.sdnotify import Notifier
 from appliance.stratum_v2.jd_server import JdServer, JdServerConfig
 from appliance.stratum_v2.jd_tokens import JobTokenRegistry
-from appliance.stratum_v2.jobs import DEFAULT_EXTRANONCE_SPACE
+from appliance.stratum_v2.jobs import DEFAULT_EXTRANONCE_SPACE, SOLO_EXTRANONCE_SPACE
 from appliance.stratum_v2.keys import load_or_create_keys
 from appliance.stratum_v2.node_link import NodeLink
 from appliance.stratum_v2.server import Sv2Server, Sv2ServerConfig
@@ -76,6 +76,18 @@ def _with_solo_last(cfg: StratumConfig) -> list[UpstreamSpec]:
     return pools
 
 
+def extranonce_space(cfg: StratumConfig) -> int:
+    """Extranonce bytes of the coinbases we hand to miners.
+
+    With a pool configured, what we ask of it (our space must fit in its channel). Solo on
+    our node only, the SV2 maximum: a downstream proxy (another appliance using us as its
+    pool) needs its own 20 bytes after our channel prefix.
+    """
+    if all(spec.kind == "solo" for spec in cfg.pools):
+        return SOLO_EXTRANONCE_SPACE
+    return DEFAULT_EXTRANONCE_SPACE
+
+
 async def run_stratum(cfg: StratumConfig, state_dir: Path) -> int:
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -83,7 +95,7 @@ async def run_stratum(cfg: StratumConfig, state_dir: Path) -> int:
     except OSError as exc:
         print(f"error: key directory {state_dir}: {exc}; pass --state-dir", file=sys.stderr)
         return 2
-    space = DEFAULT_EXTRANONCE_SPACE
+    space = extranonce_space(cfg)
     authority = decode_authority_public_key(cfg.node_tp_key) if cfg.node_tp_key else None
     if authority is None:
         log.warning("node_tp_key not set: the node's template provider is not authenticated")
@@ -137,13 +149,14 @@ async def run_stratum(cfg: StratumConfig, state_dir: Path) -> int:
         sv1 = f"{cfg.sv1_listen.host}:{server.sv1_port}" if cfg.sv1_listen else "off"
         log.info(
             "stratum module running: chain %s, SV2 on %s:%d (authority public key %s), "
-            "SV1 on %s, pools %s, node template provider %s",
+            "SV1 on %s, pools %s, extranonce space %d bytes, node template provider %s",
             cfg.chain,
             cfg.sv2_listen.host,
             server.port,
             keys.authority_public,
             sv1,
             ", ".join(u.name for u in upstreams),
+            space,
             cfg.node_tp,
         )
         if jd is not None:

@@ -33,6 +33,7 @@ _sha256 = hashlib.sha256
 __all__ = [
     "CHANNEL_PREFIX_SIZE",
     "DEFAULT_EXTRANONCE_SPACE",
+    "SOLO_EXTRANONCE_SPACE",
     "VERSION_ROLLING_MASK",
     "ChannelJobs",
     "ChannelKind",
@@ -48,6 +49,12 @@ CHANNEL_PREFIX_SIZE = 4
 #: Total extranonce bytes in our own coinbases: 4 for the channel, 16 for an extended miner
 #: (SRI's translator splits its part again among SV1 miners).
 DEFAULT_EXTRANONCE_SPACE = 20
+#: Total extranonce bytes when the only upstream is solo on our node (no pools configured):
+#: the SV2 maximum (a standard channel's prefix is at most 32 bytes). Miners below us may be
+#: proxies, such as another appliance using us as its pool: it needs its own 20 bytes
+#: (DEFAULT_EXTRANONCE_SPACE) after our 4-byte channel prefix, so we offer 28. With pools,
+#: our space must fit inside what they offer us, so it stays at 20.
+SOLO_EXTRANONCE_SPACE = 32
 #: BIP323's mask (a superset of BIP320's 0x1fffe000, which SV1 ASICs negotiate).
 VERSION_ROLLING_MASK = 0x1FFFFFE0
 #: Jobs kept per prev_hash on a channel; older ones answer invalid-job-id.

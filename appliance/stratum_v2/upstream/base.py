@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
-from appliance.stratum_v2.jobs import WorkTemplate
+from appliance.stratum_v2.jobs import CHANNEL_PREFIX_SIZE, SOLO_EXTRANONCE_SPACE, WorkTemplate
 from appliance.stratum_v2.upstream.errors import UpstreamError, UpstreamIncompatible
 from protocols.bitcoin.block import Block
 
@@ -29,6 +29,7 @@ __all__ = [
     "UpstreamStats",
     "WorkSink",
     "extranonce_padding",
+    "extranonce_shortfall",
 ]
 
 WorkSink = Callable[[WorkTemplate], None]
@@ -105,12 +106,28 @@ class Upstream(Protocol):
     async def close(self) -> None: ...
 
 
+def extranonce_shortfall(space: int, offered: int | None = None) -> str:
+    """Why a pool cannot serve us, and what to do: its extranonce space is below our `space`.
+
+    `offered` is the pool's size when it told us; None when it refused the channel instead
+    (min-extranonce-size-too-large).
+    """
+    if offered is None:
+        has = f"fewer than {space} extranonce bytes per channel (min-extranonce-size-too-large)"
+    else:
+        has = f"{offered} extranonce bytes per channel"
+    chained = SOLO_EXTRANONCE_SPACE - CHANNEL_PREFIX_SIZE
+    return (
+        f"pool offers {has}, this module needs {space}: use a pool that offers at least "
+        f"{space} (another appliance's Stratum module offers {chained} when it mines solo, "
+        "with no pools of its own configured)"
+    )
+
+
 def extranonce_padding(pool_size: int, space: int) -> bytes:
     """Zero bytes that fill a pool's extranonce space down to ours (raises if it is smaller)."""
     if pool_size < space:
-        raise UpstreamIncompatible(
-            f"pool offers {pool_size} extranonce bytes, the downstream needs {space}"
-        )
+        raise UpstreamIncompatible(extranonce_shortfall(space, pool_size))
     return bytes(pool_size - space)
 
 

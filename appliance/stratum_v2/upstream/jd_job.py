@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from appliance.stratum_v2.jobs import WorkTemplate
 from appliance.stratum_v2.node_link import WITNESS_COMMITMENT_HEAD, parse_outputs
+from appliance.stratum_v2.upstream.base import extranonce_shortfall
 from node.mining.assembler import WITNESS_RESERVED_VALUE
 from protocols.bitcoin.compact import compact_size, read_compact_size
 from protocols.bitcoin.merkle import merkle_branch
@@ -84,10 +85,7 @@ class PoolChannel:
     @property
     def padding(self) -> bytes:
         if self.extranonce_size < self.space:
-            raise JdJobError(
-                f"pool offers {self.extranonce_size} extranonce bytes, "
-                f"the downstream needs {self.space}"
-            )
+            raise JdJobError(extranonce_shortfall(self.space, self.extranonce_size))
         return bytes(self.extranonce_size - self.space)
 
     def full_extranonce(self, downstream: bytes) -> bytes:

@@ -27,8 +27,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from appliance.stratum_v2.jobs import WorkTemplate
-from appliance.stratum_v2.upstream.base import UpstreamShare, UpstreamStats
-from appliance.stratum_v2.upstream.errors import UpstreamError, UpstreamRefused
+from appliance.stratum_v2.upstream.base import UpstreamShare, UpstreamStats, extranonce_shortfall
+from appliance.stratum_v2.upstream.errors import (
+    UpstreamError,
+    UpstreamIncompatible,
+    UpstreamRefused,
+)
 from appliance.stratum_v2.upstream.jd_job import (
     DeclaredJob,
     JdJobError,
@@ -247,6 +251,8 @@ class JdSession:
             self.target = int.from_bytes(msg.target, "little")
             self._resume(now)
         elif isinstance(msg, OpenMiningChannelError):
+            if msg.error_code == "min-extranonce-size-too-large":
+                raise UpstreamIncompatible(extranonce_shortfall(self.space))
             raise UpstreamRefused(f"pool refused the channel: {msg.error_code}")
         elif isinstance(msg, SetCustomMiningJobSuccess):
             self._on_custom_ok(msg)

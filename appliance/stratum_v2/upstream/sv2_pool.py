@@ -22,8 +22,13 @@ from appliance.stratum_v2.upstream.base import (
     UpstreamShare,
     UpstreamState,
     extranonce_padding,
+    extranonce_shortfall,
 )
-from appliance.stratum_v2.upstream.errors import UpstreamError, UpstreamRefused
+from appliance.stratum_v2.upstream.errors import (
+    UpstreamError,
+    UpstreamIncompatible,
+    UpstreamRefused,
+)
 from protocols.sv2.connection import HandshakeComplete, Sv2Connection
 from protocols.sv2.errors import ProtocolError
 from protocols.sv2.keys import decode_authority_public_key
@@ -200,11 +205,15 @@ class Sv2PoolUpstream(PoolConnection):
             raise UpstreamRefused(f"{self.name}: SetupConnection.Error {event.error_code}")
         elif isinstance(event, OpenExtendedMiningChannelSuccess):
             self.pool_extranonce_size = event.extranonce_size
-            extranonce_padding(event.extranonce_size, self.space)  # raises if too small
+            if event.extranonce_size < self.space:
+                why = extranonce_shortfall(self.space, event.extranonce_size)
+                raise UpstreamIncompatible(f"{self.name}: {why}")
             self.channel_id = event.channel_id
             self.extranonce_prefix = bytes(event.extranonce_prefix)
             self.target = int.from_bytes(event.target, "little")
         elif isinstance(event, OpenMiningChannelError):
+            if event.error_code == "min-extranonce-size-too-large":
+                raise UpstreamIncompatible(f"{self.name}: {extranonce_shortfall(self.space)}")
             raise UpstreamRefused(f"{self.name}: OpenMiningChannel.Error {event.error_code}")
         elif isinstance(event, NewExtendedMiningJob):
             self._on_job(event)

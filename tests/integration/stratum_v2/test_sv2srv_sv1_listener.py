@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from appliance.stratum_v2.jobs import DEFAULT_EXTRANONCE_SPACE, SOLO_EXTRANONCE_SPACE
 from appliance.stratum_v2.keys import load_or_create_keys
 from appliance.stratum_v2.server import Sv2Server, Sv2ServerConfig
 from appliance.stratum_v2.source import NodeTemplateSource
@@ -58,15 +59,18 @@ class Sv1Miner:
 
 
 @pytest.fixture
-def node(tmp_path: Path):
+def node(tmp_path: Path, request: pytest.FixtureRequest):
+    space = getattr(request, "param", DEFAULT_EXTRANONCE_SPACE)
     chain = Chainstate.open(tmp_path / "chain", REGTEST, script_threads=1)
-    source = NodeTemplateSource(chain, bytes.fromhex("51"))
+    source = NodeTemplateSource(chain, bytes.fromhex("51"), extranonce_size=space)
     keys = load_or_create_keys(tmp_path / "keys", now=int(time.time()))
     yield chain, source, keys
     source.close()
     chain.close()
 
 
+# 32: solo with no pools, the SV1 miner's extranonce1 carries 24 of them.
+@pytest.mark.parametrize("node", [DEFAULT_EXTRANONCE_SPACE, SOLO_EXTRANONCE_SPACE], indirect=True)
 def test_sv1_miner_finds_a_block(node) -> None:
     chain, source, keys = node
 

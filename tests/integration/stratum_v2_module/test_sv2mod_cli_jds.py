@@ -15,6 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from appliance.stratum_v2.jobs import SOLO_EXTRANONCE_SPACE
 from appliance.stratum_v2.keys import load_or_create_keys
 from protocols.bitcoin.address import address_to_script
 from protocols.bitcoin.hashes import sha256d
@@ -39,7 +40,7 @@ from tests.integration.stratum_v2.sv2srv_client import Sv2TestClient
 from tests.integration.stratum_v2_module.test_sv2mod_cli_solo import blvm, rpc, wait_until
 
 PAYOUT = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"
-SPACE = 20
+SPACE = SOLO_EXTRANONCE_SPACE  # solo with no pools: the SV2 maximum
 
 
 async def declare_and_mine(jds_port: int, sv2_port: int, authority: bytes, tip: bytes) -> bytes:

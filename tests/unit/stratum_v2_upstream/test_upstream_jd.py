@@ -163,7 +163,10 @@ def test_job_rules_are_checked() -> None:
     outs = parse_output_array(_token_outputs())
     with pytest.raises(JdJobError, match="merkle path"):
         build_job(_template(), _prev(), RAW[:2], outs, CHANNEL)
-    with pytest.raises(JdJobError, match="downstream needs"):
+    with pytest.raises(
+        JdJobError,
+        match=f"offers {SPACE - 1} extranonce bytes per channel, this module needs {SPACE}",
+    ):
         build_job(_template(), _prev(), RAW, outs, PoolChannel(3, b"\1" * 4, SPACE - 1, SPACE))
     with pytest.raises(JdJobError, match="above 100"):
         build_job(_template(), _prev(), RAW, outs, CHANNEL, tag=b"x" * 80)

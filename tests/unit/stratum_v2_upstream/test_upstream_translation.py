@@ -32,7 +32,8 @@ def _sha256d(data: bytes) -> bytes:
 def test_padding_fills_larger_pool_spaces_and_refuses_smaller() -> None:
     assert extranonce_padding(8, 8) == b""
     assert extranonce_padding(16, 8) == bytes(8)
-    with pytest.raises(UpstreamIncompatible):
+    why = "pool offers 4 extranonce bytes per channel, this module needs 8: use a pool"
+    with pytest.raises(UpstreamIncompatible, match=why):
         extranonce_padding(4, 8)
 
 
