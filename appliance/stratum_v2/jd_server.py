@@ -189,7 +189,7 @@ class _JdSession:
                 reply = self.conn.receive_data(data)
                 if reply:
                     self.writer.write(reply)
-                while (event := self.conn.next_event()) is not None:
+                for event in self.conn.events():
                     await self.handle(event)
                     await self.writer.drain()
         except ProtocolError as exc:

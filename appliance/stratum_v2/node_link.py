@@ -158,7 +158,7 @@ class TdClient:
                 reply = self.conn.receive_data(data)
                 if reply:
                     self.writer.write(reply)
-                while (event := self.conn.next_event()) is not None:
+                for event in self.conn.events():
                     self.events.put_nowait(event)
         except Exception as exc:  # handed to whoever waits for the next event
             self.events.put_nowait(exc)

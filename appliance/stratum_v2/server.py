@@ -34,6 +34,7 @@ from appliance.stratum_v2.jobs import (
 from appliance.stratum_v2.shares import Channel, WorkerStats, validate_share
 from appliance.stratum_v2.source import TemplateSource
 from appliance.stratum_v2.sv1_listener import Sv1Session
+from appliance.stratum_v2.upstream.base import UpstreamShare
 from appliance.stratum_v2.vardiff import MAX_TARGET, Vardiff
 from protocols.bitcoin.block import Block
 from protocols.sv2.connection import HandshakeComplete, Sv2Connection, UnknownMessage
@@ -71,8 +72,8 @@ __all__ = ["ShareSink", "Sv2Server", "Sv2ServerConfig"]
 
 log = logging.getLogger("blvm.stratum_v2.server")
 
-#: Receives (channel, share, ShareResult) of every accepted share, on the event loop.
-ShareSink = Callable[[Channel, Any, Any], None]
+#: Receives every accepted share (its template id, full extranonce, ...), on the event loop.
+ShareSink = Callable[[UpstreamShare], None]
 
 PROTOCOL_VERSION = 2
 SUPPORTED_EXTENSIONS = frozenset({WORKER_HASHRATE_TRACKING})
@@ -95,6 +96,9 @@ class Sv2ServerConfig:
     sv1_port: int | None = None  # SV1 listener for LAN miners (None: off)
     sv1_host: str | None = None  # SV1 listen address (None: same as `host`)
     sv1_initial_hashrate: float = 1e12  # SV1 has no nominal hash rate: assume ~1 TH/s
+    reuse_port: bool = False  # SO_REUSEPORT: worker processes share the ports
+    channel_id_first: int = 1  # channel ids first, first + step, ...: unique across workers
+    channel_id_step: int = 1
 
 
 @dataclass(slots=True)
@@ -173,7 +177,7 @@ class _Session:
                 reply = self.conn.receive_data(data)
                 if reply:
                     self.writer.write(reply)
-                while (event := self.conn.next_event()) is not None:
+                for event in self.conn.events():
                     self.handle(event)
                 await self.writer.drain()
         except ProtocolError as exc:
@@ -402,40 +406,42 @@ class _Session:
             )
             return
         result = validate_share(channel, share)
+        counters = server.counters
         stats = channel.stats
-        if share.tlvs:
+        if self.conn.negotiated_extensions and share.tlvs:
             worker_name = user_identity_from_tlvs(share.tlvs)
             if worker_name:
                 stats = server.worker(worker_name)
-        now = server.clock()
-        if result.block is not None or result.is_block:
-            server.counters.blocks_found += 1
+        if result.is_block:
+            counters.blocks_found += 1
             stats.blocks_found += 1
             if result.block is not None:
                 server.submit_block(result.block, declared=self.custom_work)
         if result.error is not None:
-            server.counters.shares_rejected += 1
+            counters.shares_rejected += 1
             stats.rejected[result.error] = stats.rejected.get(result.error, 0) + 1
             log.debug("%s: share rejected (%s): %s", self.peer, result.error, share)
             self.write(
                 SubmitSharesError(share.channel_id, share.sequence_number, str(result.error))
             )
             return
-        server.counters.shares_accepted += 1
+        counters.shares_accepted += 1
         server.forward_share(channel, share, result)
         stats.accepted += 1
         stats.shares_sum += result.difficulty
         stats.last_share_time = time.time()
-        stats.best_difficulty = max(stats.best_difficulty, result.hash_difficulty)
-        ack = self.acks.get(share.channel_id)
+        if result.hash_difficulty > stats.best_difficulty:
+            stats.best_difficulty = result.hash_difficulty
+        channel_id = share.channel_id
+        ack = self.acks.get(channel_id)
         if ack is None:
-            ack = self.acks[share.channel_id] = _PendingAck()
+            ack = self.acks[channel_id] = _PendingAck()
         ack.last_sequence = share.sequence_number
         ack.count += 1
         ack.shares_sum += result.difficulty
         if ack.count >= server.config.ack_batch:
-            self.flush_ack(share.channel_id)
-        if channel.vardiff.on_share(now) is not None:
+            self.flush_ack(channel_id)
+        if channel.vardiff.on_share(server.clock()) is not None:
             self.set_target(channel)
 
     # acks, targets, jobs ------------------------------------------------------------------
@@ -514,7 +520,7 @@ class Sv2Server:
         self.port = 0
         self.sv1_port = 0
         self._sv1_server: asyncio.Server | None = None
-        self._next_channel_id = 1
+        self._next_channel_id = self.config.channel_id_first
         self._server: asyncio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -526,14 +532,19 @@ class Sv2Server:
         self._loop = asyncio.get_running_loop()
         self._unsubscribe = self.source.subscribe(self._on_work_threadsafe)
         self.work = await asyncio.to_thread(self.source.current)
+        reuse = self.config.reuse_port or None
         self._server = await asyncio.start_server(
-            self._on_connect, self.config.host, self.config.port, limit=READ_SIZE
+            self._on_connect, self.config.host, self.config.port, limit=READ_SIZE, reuse_port=reuse
         )
         self.port = self._server.sockets[0].getsockname()[1]
         if self.config.sv1_port is not None:
             sv1_host = self.config.sv1_host or self.config.host
             self._sv1_server = await asyncio.start_server(
-                self._on_connect_sv1, sv1_host, self.config.sv1_port, limit=READ_SIZE
+                self._on_connect_sv1,
+                sv1_host,
+                self.config.sv1_port,
+                limit=READ_SIZE,
+                reuse_port=reuse,
             )
             self.sv1_port = self._sv1_server.sockets[0].getsockname()[1]
             log.info("SV1 listener on %s:%d", sv1_host, self.sv1_port)
@@ -604,7 +615,9 @@ class Sv2Server:
 
     def allocate_channel_id(self) -> int:
         channel_id = self._next_channel_id
-        self._next_channel_id += 1
+        if channel_id > 0xFFFFFFFF:
+            raise _Close("channel ids exhausted; restart the module")
+        self._next_channel_id += self.config.channel_id_step
         return channel_id
 
     def worker(self, user_identity: str) -> WorkerStats:
@@ -633,8 +646,21 @@ class Sv2Server:
     def forward_share(
         self, channel: Channel, share: SubmitSharesStandard | SubmitSharesExtended, result: Any
     ) -> None:
-        if self.share_sink is not None:
-            self.share_sink(channel, share, result)
+        """Hand an accepted share to `share_sink` (an upstream pool) in its template's terms."""
+        sink = self.share_sink
+        if sink is None or result.job is None:
+            return
+        extranonce = channel.jobs.extranonce_prefix + bytes(getattr(share, "extranonce", b""))
+        sink(
+            UpstreamShare(
+                result.job.work.template_id,
+                extranonce,
+                share.version,
+                share.ntime,
+                share.nonce,
+                result.hash_value,
+            )
+        )
 
     def next_custom_template_id(self) -> int:
         self._next_custom_id += 1

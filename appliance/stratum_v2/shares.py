@@ -16,6 +16,7 @@ from appliance.stratum_v2.errors import ShareError
 from appliance.stratum_v2.jobs import VERSION_ROLLING_MASK, ChannelJobs, ChannelKind, Job
 from appliance.stratum_v2.vardiff import Vardiff, difficulty
 from protocols.bitcoin.block import Block, BlockHeader
+from protocols.stratum_v1.work import DIFF1_TARGET
 from protocols.sv2.messages import SubmitSharesExtended, SubmitSharesStandard
 
 __all__ = ["Channel", "ShareResult", "WorkerStats", "header_bytes", "validate_share"]
@@ -94,7 +95,7 @@ class Channel:
             del self.seen[job_id]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen init costs a setattr call per field
 class ShareResult:
     error: ShareError | None
     hash_value: int = 0
@@ -119,54 +120,56 @@ def validate_share(
     `target` overrides the channel's current one (SV1 applies a new difficulty from the next
     job on, so a share is judged by the target in force when its job was sent).
     """
-    share_target = channel.target if target is None else target
+    # The hot path of the share server: lookups and the header pack are inlined.
+    share_target = channel.vardiff.target if target is None else target
     jobs = channel.jobs
     job_id = share.job_id
-    if jobs.is_stale(job_id):
+    if job_id in jobs.stale:
         return ShareResult(ShareError.STALE_SHARE)
-    job = jobs.lookup(job_id)
-    if job is None or jobs.prevhash is None:
+    job = jobs.live.get(job_id)
+    prev = jobs.prevhash
+    if job is None or prev is None:
         return ShareResult(ShareError.INVALID_JOB_ID)
     work = job.work
-    if isinstance(share, SubmitSharesExtended):
-        if channel.kind is not ChannelKind.EXTENDED:
+    if type(share) is SubmitSharesStandard:
+        merkle_root = job.merkle_root
+        if merkle_root is None:
+            return ShareResult(ShareError.INVALID_SHARE)
+        extranonce = b""
+        full_extranonce = jobs.extranonce_prefix
+    else:
+        if jobs.kind is not ChannelKind.EXTENDED:
             return ShareResult(ShareError.INVALID_SHARE)
         extranonce = bytes(share.extranonce)
         if len(extranonce) != jobs.miner_extranonce_size(work):
             return ShareResult(ShareError.BAD_EXTRANONCE_SIZE)
         full_extranonce = jobs.extranonce_prefix + extranonce
         merkle_root = work.merkle_root(full_extranonce)
-    else:
-        if job.merkle_root is None:
-            return ShareResult(ShareError.INVALID_SHARE)
-        extranonce = b""
-        full_extranonce = jobs.extranonce_prefix
-        merkle_root = job.merkle_root
-    prev = jobs.prevhash
-    if share.ntime < prev.min_ntime:
+    version = share.version
+    ntime = share.ntime
+    if ntime < prev.min_ntime:
         return ShareResult(ShareError.INVALID_TIMESTAMP)
-    if share.version != job.version:
+    if version != job.version:
         mask = VERSION_ROLLING_MASK if channel.version_rolling else 0
-        if (share.version & ~mask) != (job.version & ~mask):
+        if (version & ~mask) != (job.version & ~mask):
             return ShareResult(ShareError.VERSION_ROLLING_NOT_ALLOWED)
-    raw = header_bytes(
-        share.version, prev.prev_hash, merkle_root, share.ntime, prev.nbits, share.nonce
-    )
-    digest = _sha256(_sha256(raw).digest()).digest()
-    value = int.from_bytes(digest, "little")
+    nonce = share.nonce
+    # prev_hash and merkle_root are our own 32-byte values (so "32s" neither pads nor cuts).
+    raw = _HEADER.pack(version, prev.prev_hash, merkle_root, ntime, prev.nbits, nonce)
+    value = int.from_bytes(_sha256(_sha256(raw).digest()).digest(), "little")
     block = None
     is_block = value <= work.network_target
     if is_block:
-        header = BlockHeader(
-            share.version, prev.prev_hash, merkle_root, share.ntime, prev.nbits, share.nonce
-        )
+        header = BlockHeader(version, prev.prev_hash, merkle_root, ntime, prev.nbits, nonce)
         block = work.block(full_extranonce, header)
-    if value > share_target and not is_block:
+    elif value > share_target:
         return ShareResult(ShareError.DIFFICULTY_TOO_LOW, value, job=job)
-    key = (share.nonce, share.ntime, share.version, extranonce)
-    seen = channel.seen.setdefault(job_id, set())
-    if key in seen:
+    key = (nonce, ntime, version, extranonce)
+    seen = channel.seen.get(job_id)
+    if seen is None:
+        seen = channel.seen[job_id] = set()
+    elif key in seen:
         return ShareResult(ShareError.DUPLICATE_SHARE, value, job=job)
     seen.add(key)
     credited = _credited(channel, share_target)
-    return ShareResult(None, value, credited, difficulty(value or 1), block, is_block, job)
+    return ShareResult(None, value, credited, DIFF1_TARGET / (value or 1), block, is_block, job)

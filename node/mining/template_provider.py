@@ -451,7 +451,9 @@ class TemplateProvider:
             reply = conn.receive_data(data)
             if reply:
                 client.writer.write(reply)
-            while not client.closed and (event := conn.next_event()) is not None:
+            for event in conn.events():
+                if client.closed:
+                    break
                 await self._handle(client, event)
             if not client.closed:
                 await client.writer.drain()

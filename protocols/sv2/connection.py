@@ -5,7 +5,7 @@ Usage (either side)::
     conn = Sv2Connection.initiator(authority_key, now=int(time.time()))
     sock.send(conn.initiate())                     # act 1
     sock.send(conn.receive_data(sock.recv(...)))  # returns bytes to write (act 2 on responders)
-    while (event := conn.next_event()) is not None:
+    for event in conn.events():                    # or one at a time: conn.next_event()
         ...                                        # HandshakeComplete, a Message, UnknownMessage
     sock.send(conn.send(SetupConnection(...)))
 
@@ -17,11 +17,18 @@ from __future__ import annotations
 
 import enum
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from protocols.sv2.errors import ConnectionStateError, ProtocolError
-from protocols.sv2.framing import MAX_PAYLOAD, Frame, FrameDecoder, FrameHeader, encode_header
+from protocols.sv2.framing import (
+    CHANNEL_MSG_BIT,
+    MAX_PAYLOAD,
+    Frame,
+    FrameDecoder,
+    FrameHeader,
+    encode_header,
+)
 from protocols.sv2.messages.base import REGISTRY, Message
 from protocols.sv2.noise import (
     ACT1_SIZE,
@@ -39,6 +46,8 @@ __all__ = [
     "Sv2Connection",
     "UnknownMessage",
 ]
+
+_NO_CHANNEL_BIT = ~CHANNEL_MSG_BIT  # messages are looked up without the channel_msg bit
 
 
 class Role(enum.Enum):
@@ -226,6 +235,33 @@ class Sv2Connection:
             return self._decode(frame)
         except ProtocolError as exc:
             raise self._fail(exc) from None
+
+    def events(self) -> Iterator[Event]:
+        """The events available now, decoded one at a time: the receive hot path.
+
+        The same events and errors as calling `next_event()` until it returns None, without
+        a call and a frame object per message. Leaving the loop early keeps the rest buffered.
+        """
+        self._check_ok()
+        pending = self._events
+        while pending:
+            yield pending.pop(0)
+        source = self._transport if self._transport is not None else self._plain
+        if source is None:
+            return
+        registry = REGISTRY
+        frames = source.iter_frames()
+        try:
+            for ext, msg_type, payload in frames:
+                cls = registry.get((ext & _NO_CHANNEL_BIT, msg_type))
+                if cls is None:
+                    yield UnknownMessage(FrameHeader(ext, msg_type, len(payload)), payload)
+                else:
+                    yield cls.CODEC.decode(payload, tlvs=bool(self.negotiated_extensions))
+        except ProtocolError as exc:
+            raise self._fail(exc) from None
+        finally:
+            frames.close()
 
     def _decode(self, frame: Frame) -> Event:
         header = frame.header

@@ -132,3 +132,8 @@ class FrameDecoder:
     def __iter__(self) -> Iterator[Frame]:
         while (frame := self.next_frame()) is not None:
             yield frame
+
+    def iter_frames(self) -> Iterator[tuple[int, int, bytes]]:
+        """Complete frames as (extension_type, msg_type, payload), like NoiseTransport's."""
+        while (frame := self.next_frame()) is not None:
+            yield frame.header.extension_type, frame.header.msg_type, frame.payload

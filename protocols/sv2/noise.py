@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import os
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
@@ -30,7 +30,7 @@ from protocols.sv2.errors import (
     HandshakeError,
     NoiseError,
 )
-from protocols.sv2.framing import HEADER_SIZE, MAX_PAYLOAD, Frame, FrameHeader, decode_header
+from protocols.sv2.framing import HEADER_SIZE, MAX_PAYLOAD, Frame, FrameHeader
 
 __all__ = [
     "ACT1_SIZE",
@@ -67,6 +67,7 @@ CHUNK_PLAINTEXT_MAX = CHUNK_MAX - MAC_SIZE  # 65519
 CERT_LEEWAY_SECONDS = 10  # SRI tolerates this much clock drift either side
 _NONCE_LIMIT = (1 << 64) - 1  # the all-ones nonce is reserved by Noise
 _NONCE = struct.Struct("<4xQ")  # 32 zero bits, then the 64-bit counter (little-endian)
+_HEADER_FIELDS = struct.Struct("<HBHB")  # extension_type, msg_type, msg_length (16 + 8 bits)
 
 
 def _hmac(key: bytes, data: bytes) -> bytes:
@@ -335,7 +336,7 @@ class NoiseTransport:
         self.max_payload = max_payload
         self._buf = bytearray()
         self._pos = 0  # bytes of `_buf` already consumed (compacted on the next feed)
-        self._header: FrameHeader | None = None
+        self._header: tuple[int, int, int] | None = None  # decrypted, payload pending
 
     def encrypt_frame(self, header: bytes, payload: bytes) -> bytes:
         """Encrypt one SV2 frame given its 6-byte plaintext header and payload."""
@@ -360,37 +361,76 @@ class NoiseTransport:
 
     def next_frame(self) -> Frame | None:
         """The next decrypted frame, or None until enough ciphertext has arrived."""
+        for ext, msg_type, payload in self.iter_frames():
+            return Frame(FrameHeader(ext, msg_type, len(payload)), payload)
+        return None
+
+    def iter_frames(self) -> Iterator[tuple[int, int, bytes]]:
+        """Decrypt buffered frames one at a time as (extension_type, msg_type, payload).
+
+        The receive hot path: the nonce, header decode and one-chunk payloads are inlined and
+        no object is built per frame. A frame split across reads resumes on the next call.
+        Stopping early (or an error) leaves the rest buffered; a failed MAC check leaves the
+        receive nonce unchanged.
+        """
+        recv = self._recv
+        aead = recv._aead
         buf = self._buf
-        pos = self._pos
+        view = memoryview(buf)
         header = self._header
-        if header is None:
-            end = pos + ENCRYPTED_HEADER_SIZE
-            if len(buf) < end:
-                return None
-            with memoryview(buf) as view:
-                plain = self._recv.decrypt(b"", view[pos:end])
-            header = decode_header(plain)
-            if header.msg_length > self.max_payload:
-                raise FramingError(
-                    f"frame announces {header.msg_length} bytes, limit is {self.max_payload}"
-                )
-            pos = self._pos = end
-            self._header = header
-        need = encrypted_length(header.msg_length)
-        end = pos + need
-        if len(buf) < end:
-            return None
-        dec = self._recv.decrypt
-        with memoryview(buf) as view:
-            if not need:
-                payload = b""
-            elif need <= CHUNK_MAX:
-                payload = dec(b"", view[pos:end])
-            else:
-                payload = b"".join(
-                    dec(b"", view[start : min(start + CHUNK_MAX, end)])
-                    for start in range(pos, end, CHUNK_MAX)
-                )
-        self._pos = end
-        self._header = None
-        return Frame(header, payload)
+        pos = self._pos
+        n = recv.n
+        nonce = _NONCE.pack
+        try:
+            while True:
+                if header is None:
+                    end = pos + ENCRYPTED_HEADER_SIZE
+                    if len(buf) < end:
+                        return
+                    if n >= _NONCE_LIMIT - 1:  # room for the header and its payload
+                        raise NoiseError("nonce space exhausted; reconnect")
+                    try:
+                        plain = aead.decrypt(nonce(n), view[pos:end], None)
+                    except InvalidTag:
+                        raise DecryptionError("MAC check failed") from None
+                    n += 1
+                    ext, msg_type, low, high = _HEADER_FIELDS.unpack(plain)
+                    length = low | high << 16
+                    if length > self.max_payload:
+                        raise FramingError(
+                            f"frame announces {length} bytes, limit is {self.max_payload}"
+                        )
+                    header = (ext, msg_type, length)
+                    pos = self._pos = end
+                    self._header = header
+                length = header[2]
+                if not length:
+                    payload = b""
+                    end = pos
+                elif length <= CHUNK_PLAINTEXT_MAX:
+                    end = pos + length + MAC_SIZE
+                    if len(buf) < end:
+                        return
+                    try:
+                        payload = aead.decrypt(nonce(n), view[pos:end], None)
+                    except InvalidTag:
+                        raise DecryptionError("MAC check failed") from None
+                    n += 1
+                else:
+                    end = pos + encrypted_length(length)
+                    if len(buf) < end:
+                        return
+                    recv.n = n
+                    payload = b"".join(
+                        recv.decrypt(b"", view[start : min(start + CHUNK_MAX, end)])
+                        for start in range(pos, end, CHUNK_MAX)
+                    )
+                    n = recv.n
+                pos = self._pos = end
+                self._header = None
+                recv.n = n
+                yield header[0], header[1], payload
+                header = None
+        finally:
+            recv.n = n
+            view.release()

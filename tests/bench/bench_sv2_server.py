@@ -1,28 +1,34 @@
 """Bench: our SV2 server and SV1 listener, next to SRI's pool_sv2, under many simulated miners.
 
-Three targets are measured in one run on this machine, one after the other, with the same
-client count and the same share workload (N clients x S shares, all sent at once):
+Targets measured in one run on this machine, one after the other, with the same client count
+and the same share workload (N clients x S shares, all sent at once):
 
 - ``sv2``: our SV2 server (appliance.stratum_v2) in this process, fed by a pushed template;
 - ``sv1``: our SV1 listener (the same server object, SV1 port), SV1 clients;
+- ``sv2_workers`` / ``sv1_workers``: the same on the module's share-server worker processes
+  (`workers` = one per core, at least two), as a farm's pool runs it;
 - ``sri``: SRI's ``pool_sv2`` binary, its templates from our node's real Template Provider
-  (regtest chainstate in a thread of this process); our SV2 clients pin its authority key.
+  (regtest chainstate in a thread of this process); our SV2 clients pin its authority key;
+- ``sri_sv1``: SRI's SV1 front end, ``translator_sv2``, in front of that ``pool_sv2``, under
+  the same SV1 clients (like for like with our SV1 listener).
 
 The simulated miners run in a child process (the server's cores are shared as on a box).
-Channels are opened at the maximum target so shares cost no mining; for pool_sv2, whose
-regtest network target is ~2^255, each share is ground (on average two hashes, before the
-clock starts) to lie above the network target, so every share is a share and none a block.
+Channels are opened at the maximum target so shares cost no mining; for SRI, whose regtest
+network target is ~2^255, each share is ground (on average two hashes, before the clock
+starts) to lie above the network target, so every share is a share and none a block. SV1
+shares carry a distinct extranonce2 each, as ASICs that roll it do: every one costs its
+server a coinbase hash and a merkle branch.
 Throughput = shares acknowledged by the server / time from the burst's first byte to the last
-acknowledgement, seen by the clients (the same measurement for all three); ours also report
-the server-side validation rate. Latency = new template (a new prev hash: pushed work for
-ours, a new block connected on our node for pool_sv2) -> the last channel's clean job
+acknowledgement, seen by the clients (the same measurement for all); ours also report the
+server-side validation count. Latency = new template (a new prev hash: pushed work for ours,
+a new block connected on our node for SRI) -> the last channel's clean job
 (CLOCK_MONOTONIC is system-wide, so the processes' clocks agree).
 
     python tests/bench/bench_sv2_server.py [--quick] [--clients N] [--shares N] [--no-sri]
 
-Without the pool_sv2 binary the SRI side is reported as not measured; with
+Without the SRI binaries the SRI side is reported as not measured; with
 BLVM_REQUIRE_INTEROP=1 that is an error (exit status 2). Prints one JSON object. Bounded:
-every phase has a timeout, the child and pool_sv2 are always reaped.
+every phase has a timeout, the child and SRI roles are always reaped.
 """
 
 from __future__ import annotations
@@ -47,9 +53,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from appliance.stratum_v2.jobs import WorkTemplate
 from appliance.stratum_v2.server import Sv2Server, Sv2ServerConfig
 from appliance.stratum_v2.source import PushedWorkSource
+from appliance.stratum_v2.workers import WorkerPool
 from protocols.stratum_v1 import events as ev1
 from protocols.stratum_v1.connection import ClientConnection
-from protocols.stratum_v1.work import difficulty_to_target
+from protocols.stratum_v1.work import (
+    build_header,
+    difficulty_to_target,
+    merkle_root_from_branch,
+    sha256d,
+)
 from protocols.sv2 import keys as sv2keys
 from protocols.sv2 import secp
 from protocols.sv2.connection import HandshakeComplete, Sv2Connection
@@ -207,8 +219,10 @@ class _Sv2Client:
 class _Sv1Client:
     """One simulated SV1 miner: subscribe, authorize, take the job, submit at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, avoid_target: int | None = None) -> None:
         self.conn = ClientConnection("bench")
+        self.avoid_target = avoid_target  # shares must hash above it (not blocks)
+        self.extranonce1 = b""
         self.reader: asyncio.StreamReader
         self.writer: asyncio.StreamWriter
         self.notify: ev1.Notify | None = None
@@ -235,7 +249,8 @@ class _Sv1Client:
             if not data:
                 return
             for event in self.conn.receive_data(data):
-                if isinstance(event, ev1.SubscribeResult):
+                if isinstance(event, ev1.SubscribeResult | ev1.SetExtranonce):
+                    self.extranonce1 = event.extranonce1
                     self.extranonce2_size = event.extranonce2_size
                 elif isinstance(event, ev1.SetDifficulty):
                     self.target = min(difficulty_to_target(event.difficulty), MAX)
@@ -260,18 +275,27 @@ class _Sv1Client:
     def shares(self, count: int) -> bytes:
         notify = self.notify
         assert notify is not None
-        return b"".join(
-            self.conn.send(
-                ev1.Submit(
-                    "bench.w",
-                    notify.job_id,
-                    n.to_bytes(self.extranonce2_size, "little"),
-                    notify.ntime,
-                    n,
+        out = []
+        for n in range(count):
+            extranonce2 = n.to_bytes(self.extranonce2_size, "little")
+            nonce = n
+            if self.avoid_target is not None:
+                coinbase = notify.coinb1 + self.extranonce1 + extranonce2 + notify.coinb2
+                root = merkle_root_from_branch(sha256d(coinbase), notify.merkle_branch)
+                head = build_header(
+                    notify.version, notify.prevhash, root, notify.ntime, notify.nbits, 0
+                )[:76]
+                while True:
+                    value = _sha256d_value(head + nonce.to_bytes(4, "little"))
+                    if self.avoid_target < value <= self.target:
+                        break
+                    nonce += 1
+            out.append(
+                self.conn.send(
+                    ev1.Submit("bench.w", notify.job_id, extranonce2, notify.ntime, nonce)
                 )
             )
-            for n in range(count)
-        )
+        return b"".join(out)
 
 
 async def _clients_main(
@@ -279,7 +303,7 @@ async def _clients_main(
 ) -> None:
     _raise_fd_limit()
     if kind == "sv1":
-        crowd: list = [_Sv1Client() for _ in range(clients)]
+        crowd: list = [_Sv1Client(avoid) for _ in range(clients)]
     else:
         crowd = [_Sv2Client(authority, avoid) for _ in range(clients)]
     sem = asyncio.Semaphore(64)  # bounded concurrent handshakes
@@ -389,7 +413,7 @@ async def _drive(
             proc.join()
 
 
-async def _run_ours(kind: str, clients: int, shares: int) -> dict:
+async def _run_ours(kind: str, clients: int, shares: int, workers: int = 1) -> dict:
     static, authority = os.urandom(32), os.urandom(32)
     now = int(time.time())
     cert = Certificate.issue(authority, secp.xonly_from_secret(static), now - 60, now + 3600)
@@ -405,6 +429,8 @@ async def _run_ours(kind: str, clients: int, shares: int) -> dict:
         ack_interval=0.1,
         max_channels_per_connection=4,
     )
+    if workers > 1:
+        return await _run_pool(kind, clients, shares, workers, source, static, cert, config)
     server = Sv2Server(source, static, cert, config)
     await server.start()
     try:
@@ -418,21 +444,52 @@ async def _run_ours(kind: str, clients: int, shares: int) -> dict:
             server_counted=lambda: counters.shares_accepted + counters.shares_rejected,
         )
         result["new_template_broadcast_ms"] = round(counters.last_broadcast * 1000, 3)
+        result["workers"] = 1
         return result
     finally:
         await server.close()
 
 
+async def _run_pool(kind, clients, shares, workers, source, static, cert, config) -> dict:
+    """The same run on `workers` share-server processes (the module's `workers` setting)."""
+    pool = WorkerPool(source, static, cert, config, workers)
+    await pool.start()
+    try:
+        result = await _drive(
+            kind,
+            pool.sv1_port if kind == "sv1" else pool.port,
+            clients,
+            shares,
+            lambda: source.push(_work(2, bytes([1]) * 32)),
+        )
+        # Workers report every STATUS_INTERVAL: wait for the counts to arrive.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            status = pool.status()
+            counted = status["shares_accepted"] + status["shares_rejected"]
+            if counted >= clients * shares:
+                break
+            await asyncio.sleep(0.05)
+        result["shares_validated"] = counted
+        result["shares_per_worker"] = [w["shares_accepted"] for w in status["share_server_workers"]]
+        result["new_template_broadcast_ms"] = round(pool.counters.last_broadcast * 1000, 3)
+        result["workers"] = workers
+        return result
+    finally:
+        await pool.close()
+
+
 # pool_sv2 -----------------------------------------------------------------------------------
 
 
-def _sri_binary() -> Path:
+def _sri_binary(role: str = "pool_sv2") -> Path:
     from tests.helpers.sri import BIN
 
-    return BIN / "pool_sv2"
+    return BIN / role
 
 
-async def _run_sri(clients: int, shares: int) -> dict:
+async def _run_sri(kind: str, clients: int, shares: int) -> dict:
+    """pool_sv2 on our node's Template Provider; for `kind` "sv1", translator_sv2 in front."""
     from tests.helpers.sri import (
         REGTEST_TARGET,
         SRI_PUBLIC,
@@ -441,6 +498,7 @@ async def _run_sri(clients: int, shares: int) -> dict:
         node_template_provider,
         payout,
         pool_config,
+        translator_config,
     )
     from tests.unit.mempool.mempool_tools import block_on
 
@@ -453,20 +511,18 @@ async def _run_sri(clients: int, shares: int) -> dict:
         text = pool_config(port, node.tp.port, payout())
         text = text.replace("shares_per_minute = 6.0", "shares_per_minute = 1000.0")
         text = text.replace("share_batch_size = 1", f"share_batch_size = {shares}")
-        config = tmp / "pool_sv2.toml"
-        config.write_text(text)
-        log_path = tmp / "pool_sv2.log"
-        log = stack.enter_context(log_path.open("w"))
-        proc = subprocess.Popen(
-            [str(_sri_binary()), "-c", str(config)], stdout=log, stderr=subprocess.STDOUT
-        )
-
-        def reap() -> None:
-            proc.kill()
-            proc.wait(timeout=10)
-
-        stack.callback(reap)
+        logs = [_start_role(stack, tmp, "pool_sv2", text)]
         connect_retrying(port, timeout=30).close()
+        if kind == "sv1":
+            sv1_port = free_port()
+            text = translator_config(sv1_port, port, SRI_PUBLIC, extranonce2_size=8)
+            # Every SV1 share at the maximum target, as on our listener (no vardiff).
+            text = text.replace(
+                "min_individual_miner_hashrate = 10.0", "min_individual_miner_hashrate = 1.0"
+            ).replace("shares_per_minute = 6.0", "shares_per_minute = 1000.0")
+            logs.append(_start_role(stack, tmp, "translator_sv2", text))
+            connect_retrying(sv1_port, timeout=30).close()
+            port = sv1_port
 
         # Built before the clock: no share in the run is a block, so the tip stays put.
         tip = node.chain.tip
@@ -478,7 +534,7 @@ async def _run_sri(clients: int, shares: int) -> dict:
 
         try:
             result = await _drive(
-                "sv2",
+                kind,
                 port,
                 clients,
                 shares,
@@ -487,15 +543,40 @@ async def _run_sri(clients: int, shares: int) -> dict:
                 avoid=REGTEST_TARGET,
             )
         except BaseException:
-            log.flush()
-            sys.stderr.write(log_path.read_text()[-3000:])
+            for log_path in logs:
+                sys.stderr.write(f"--- {log_path.name}\n{log_path.read_text()[-3000:]}")
             raise
-        result["version"] = subprocess.run(
-            [str(_sri_binary()), "--version"], capture_output=True, text=True, timeout=10
-        ).stdout.strip()
+        result["version"] = _role_version("pool_sv2")
+        if kind == "sv1":
+            result["translator_version"] = _role_version("translator_sv2")
+            result["path"] = "SV1 clients -> translator_sv2 -> pool_sv2"
         result["template_source"] = "our node's Template Provider (regtest), new block"
-        result["latency_includes"] = "block connect + template build on our node, then pool_sv2"
+        result["latency_includes"] = "block connect + template build on our node, then SRI"
         return result
+
+
+def _start_role(stack: contextlib.ExitStack, tmp: Path, role: str, config_text: str) -> Path:
+    """Start one SRI role on `config_text` (killed when `stack` closes); returns its log."""
+    config = tmp / f"{role}.toml"
+    config.write_text(config_text)
+    log_path = tmp / f"{role}.log"
+    log = stack.enter_context(log_path.open("w"))
+    proc = subprocess.Popen(
+        [str(_sri_binary(role)), "-c", str(config)], stdout=log, stderr=subprocess.STDOUT
+    )
+
+    def reap() -> None:
+        proc.kill()
+        proc.wait(timeout=10)
+
+    stack.callback(reap)
+    return log_path
+
+
+def _role_version(role: str) -> str:
+    return subprocess.run(
+        [str(_sri_binary(role)), "--version"], capture_output=True, text=True, timeout=10
+    ).stdout.strip()
 
 
 # entry point --------------------------------------------------------------------------------
@@ -511,8 +592,11 @@ def main(argv: list[str] | None = None) -> dict:
     clients = args.clients or 1000
     shares = args.shares or (5 if args.quick else 50)
     skip_sri = "--no-sri" if args.no_sri else None
-    if skip_sri is None and not _sri_binary().exists():
-        skip_sri = f"pool_sv2 not built at {_sri_binary()}; run scripts/install-sri.sh"
+    missing = [r for r in ("pool_sv2", "translator_sv2") if not _sri_binary(r).exists()]
+    if skip_sri is None and missing:
+        skip_sri = (
+            f"{', '.join(missing)} not built in {_sri_binary().parent}; run scripts/install-sri.sh"
+        )
         if os.environ.get(REQUIRE_ENV) == "1":  # fail before spending a minute on ours
             sys.stderr.write(f"bench_sv2_server: {REQUIRE_ENV}=1 but {skip_sri}\n")
             raise SystemExit(2)
@@ -520,22 +604,37 @@ def main(argv: list[str] | None = None) -> dict:
     result: dict = {"clients": clients, "shares_per_client": shares}
     result["sv2"] = asyncio.run(_run_ours("sv2", clients, shares))
     result["sv1"] = asyncio.run(_run_ours("sv1", clients, shares))
+    # The module's `workers` setting on this machine: one share-server process per core.
+    workers = max(2, os.cpu_count() or 1)
+    result["sv2_workers"] = asyncio.run(_run_ours("sv2", clients, shares, workers))
+    result["sv1_workers"] = asyncio.run(_run_ours("sv1", clients, shares, workers))
     if skip_sri is not None:
-        result["sri"] = {"measured": False, "reason": f"SRI pool_sv2 not measured: {skip_sri}"}
+        reason = {"measured": False, "reason": f"SRI not measured: {skip_sri}"}
+        result["sri"] = result["sri_sv1"] = reason
     else:
-        sri = asyncio.run(_run_sri(clients, shares))
-        sri["measured"] = True
-        result["sri"] = sri
-        theirs = sri["shares_acked_per_s"]
+        for key, kind in (("sri", "sv2"), ("sri_sv1", "sv1")):
+            result[key] = asyncio.run(_run_sri(kind, clients, shares))
+            result[key]["measured"] = True
+
+        def ratio(ours: dict, theirs: dict, field: str) -> float | None:
+            a, b = ours.get(field), theirs.get(field)
+            return round(a / b, 3) if a and b else None
+
+        rate, latency = "shares_acked_per_s", "new_template_to_last_channel_ms"
+        # Like for like: our SV2 server vs pool_sv2, our SV1 listener vs SRI's SV1 front end.
         result["ratio_ours_to_sri"] = {
-            kind: round(result[kind]["shares_acked_per_s"] / theirs, 3) if theirs else None
-            for kind in ("sv2", "sv1")
+            "sv2": ratio(result["sv2"], result["sri"], rate),
+            "sv1": ratio(result["sv1"], result["sri_sv1"], rate),
+            "sv2_workers": ratio(result["sv2_workers"], result["sri"], rate),
+            "sv1_workers": ratio(result["sv1_workers"], result["sri_sv1"], rate),
+            "sv1_vs_pool_sv2": ratio(result["sv1"], result["sri"], rate),
         }
-        theirs_ms = sri["new_template_to_last_channel_ms"]
-        ours_ms = result["sv2"]["new_template_to_last_channel_ms"]
-        result["latency_ratio_ours_to_sri"] = (
-            round(ours_ms / theirs_ms, 3) if ours_ms and theirs_ms else None
-        )
+        result["latency_ratio_ours_to_sri"] = {
+            "sv2": ratio(result["sv2"], result["sri"], latency),
+            "sv1": ratio(result["sv1"], result["sri_sv1"], latency),
+            "sv2_workers": ratio(result["sv2_workers"], result["sri"], latency),
+            "sv1_workers": ratio(result["sv1_workers"], result["sri_sv1"], latency),
+        }
     print(json.dumps(result))
     return result
 

@@ -128,23 +128,15 @@ class FailoverSource:
 
     # shares from the downstream server ----------------------------------------------------
 
-    def share_sink(self, channel: Any, share: Any, result: Any) -> None:
-        """`Sv2Server.share_sink`: map an accepted downstream share to its upstream."""
-        job = result.job
-        if job is None:
-            return
-        entry = self._templates.get(job.work.template_id)
+    def share_sink(self, share: UpstreamShare) -> None:
+        """`Sv2Server.share_sink`: send an accepted downstream share to its upstream."""
+        entry = self._templates.get(share.template_id)
         if entry is None:
             return
         slot, upstream_id = entry
         if slot is not self.active:
             return  # work of an upstream we left: its shares are stale there
-        extranonce = channel.jobs.extranonce_prefix + bytes(getattr(share, "extranonce", b""))
-        slot.upstream.submit_share(
-            UpstreamShare(
-                upstream_id, extranonce, share.version, share.ntime, share.nonce, result.hash_value
-            )
-        )
+        slot.upstream.submit_share(dataclasses.replace(share, template_id=upstream_id))
 
     # decisions ----------------------------------------------------------------------------
 

@@ -178,7 +178,7 @@ class Sv2PoolUpstream(PoolConnection):
         reply = self._conn.receive_data(data, now=int(self._wall()))
         if reply:
             self._writer.write(reply)
-        while (event := self._conn.next_event()) is not None:
+        for event in self._conn.events():
             self._handle(event)
         await self._writer.drain()
         return True

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
 
+from appliance.stratum_v2.upstream.base import UpstreamShare
 from appliance.stratum_v2.upstream.failover import FailoverSource, HealthPolicy
 from tests.unit.stratum_v2_upstream.upstream_fakes import SPACE, ScriptedUpstream, work
 
@@ -149,10 +149,8 @@ def test_share_sink_maps_back_to_the_active_upstream_only() -> None:
         a.deliver(work(40))
         fo.step(1)
         ours = seen[-1]
-        channel = SimpleNamespace(jobs=SimpleNamespace(extranonce_prefix=b"\0\0\0\7"))
-        share = SimpleNamespace(version=0x20000000, ntime=5, nonce=9, extranonce=b"abcd")
-        result = SimpleNamespace(job=SimpleNamespace(work=ours), hash_value=123)
-        fo.share_sink(channel, share, result)
+        share = UpstreamShare(ours.template_id, b"\0\0\0\7abcd", 0x20000000, 5, 9, 123)
+        fo.share_sink(share)
         assert len(a.shares) == 1
         sent = a.shares[0]
         assert sent.template_id == 40 and sent.extranonce == b"\0\0\0\7abcd"
@@ -162,7 +160,7 @@ def test_share_sink_maps_back_to_the_active_upstream_only() -> None:
         await settle()
         fo.step(2)
         await settle()
-        fo.share_sink(channel, share, result)
+        fo.share_sink(share)
         assert len(a.shares) == 1 and b.shares == []
         assert fo.submit_block(object()) == "no-active-upstream"
         await fo.close()

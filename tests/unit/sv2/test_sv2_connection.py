@@ -187,3 +187,70 @@ def test_sv2_connection_plain_mode() -> None:
     b.receive_data(encode_frame(0, 0x00, b"\x00"))
     with pytest.raises(DecodeError):
         b.next_event()
+
+
+def _mixed_stream(client: Sv2Connection) -> tuple[bytes, list]:
+    """Small, empty-payload, unknown and multi-chunk (> 65,519-byte) frames, in one stream."""
+    rnd = random.Random(5)
+    big = NewTemplate(
+        2, True, 2, 2, b"\x03abc", 0, 1, 1, rnd.randbytes(65535), 0,
+        tuple(rnd.randbytes(32) for _ in range(100)),
+    )  # fmt: skip
+    shares = [SubmitSharesStandard(1, n, 2, n, 5, 0x20000000) for n in range(20)]
+    sent = [*shares[:10], big, *shares[10:]]
+    wire = b"".join(client.send(m) for m in sent)
+    wire += client.send_frame(0x4242, 0x07, b"", channel_msg=False)
+    return wire, sent
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_sv2_connection_events_equals_next_event_over_any_split(seed: int) -> None:
+    """`events()` (the hot path) yields what `next_event()` would, wherever reads split."""
+    client, server = make_pair()
+    connect(client, server)
+    drain(client), drain(server)
+    wire, sent = _mixed_stream(client)
+    rnd = random.Random(seed)
+    got: list = []
+    pos = 0
+    while pos < len(wire):
+        step = rnd.choice((1, 7, 22, 57, 1000, 70_000))
+        server.receive_data(wire[pos : pos + step])
+        pos += step
+        got.extend(server.events())
+    assert got[:-1] == sent
+    assert isinstance(got[-1], UnknownMessage) and got[-1].payload == b""
+    assert list(server.events()) == [] and server.next_event() is None
+
+
+def test_sv2_connection_events_stop_early_keeps_the_rest() -> None:
+    client, server = make_pair()
+    connect(client, server)
+    drain(client), drain(server)
+    wire, sent = _mixed_stream(client)
+    server.receive_data(wire)
+    first = []
+    for event in server.events():
+        first.append(event)
+        if len(first) == 3:
+            break
+    assert first == sent[:3]
+    assert drain(server)[: len(sent) - 3] == sent[3:]  # one at a time resumes in place
+
+
+def test_sv2_connection_events_deliver_what_precedes_a_tampered_frame() -> None:
+    client, server = make_pair()
+    connect(client, server)
+    drain(client), drain(server)
+    good = [SubmitSharesStandard(1, n, 2, n, 5, 0x20000000) for n in range(3)]
+    wire = b"".join(client.send(m) for m in good)
+    bad = bytearray(client.send(good[0]))
+    bad[-1] ^= 1
+    server.receive_data(wire + bytes(bad))
+    got = []
+    with pytest.raises(DecryptionError):
+        for event in server.events():
+            got.append(event)
+    assert got == good
+    with pytest.raises(DecryptionError):  # the connection stays failed
+        list(server.events())
