@@ -60,6 +60,8 @@ class StratumConfig:
     jds_listen: HostPort | None = None
     node_rpc: HostPort | None = None
     node_rpc_cookie_dir: str | None = None
+    # Share-server processes on the listening ports (a farm's pool on a multi-core board).
+    workers: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,6 +76,7 @@ class StratumConfig:
             "jds_listen": str(self.jds_listen) if self.jds_listen else "off",
             "node_rpc": str(self.node_rpc) if self.node_rpc else "default",
             "node_rpc_cookie_dir": self.node_rpc_cookie_dir,
+            "workers": self.workers,
         }
 
 
@@ -149,7 +152,9 @@ STRATUM_KEYS = (
     "jds_listen",
     "node_rpc",
     "node_rpc_cookie_dir",
+    "workers",
 )
+MAX_WORKERS = 64
 
 
 def _stratum(path: Path, text: str, data: dict[str, Any], default_chain: str) -> StratumConfig:
@@ -209,6 +214,17 @@ def _stratum(path: Path, text: str, data: dict[str, Any], default_chain: str) ->
     if spm is not None and not spm > 0:
         c.fail("shares_per_minute", f"must be above 0, not {spm!r}")
 
+    workers = c.typed("workers", int, "a whole number", 1)
+    if workers is not None and not 1 <= workers <= MAX_WORKERS:
+        c.fail("workers", f"must be from 1 to {MAX_WORKERS} (one per CPU core), not {workers}")
+        workers = None
+    if workers is not None and workers > 1 and jds_listen is not None:
+        c.fail(
+            "workers",
+            "must be 1 while jds_listen is on: declared jobs are checked in one process; "
+            'set workers = 1 or jds_listen = "off"',
+        )
+
     key = c.typed("node_tp_key", str, "a string (base58 authority key)", None)
     if key is not None:
         try:
@@ -232,6 +248,7 @@ def _stratum(path: Path, text: str, data: dict[str, Any], default_chain: str) ->
         jds_listen=jds_listen,
         node_rpc=node_rpc,
         node_rpc_cookie_dir=cookie_dir,
+        workers=workers or 1,
     )
 
 

@@ -30,6 +30,7 @@ from appliance.stratum_v2.server import Sv2Server, Sv2ServerConfig
 from appliance.stratum_v2.upstream.errors import UpstreamConfigError
 from appliance.stratum_v2.upstream.factory import UpstreamSpec, build_upstream
 from appliance.stratum_v2.upstream.failover import FailoverSource
+from appliance.stratum_v2.workers import WorkerPool
 from protocols.bitcoin.networks import get_network
 from protocols.sv2.keys import decode_authority_public_key
 
@@ -114,20 +115,24 @@ async def run_stratum(cfg: StratumConfig, state_dir: Path) -> int:
         return 2
     failover = FailoverSource(upstreams, space)
     jd = build_jds(cfg, keys)
-    server = Sv2Server(
-        failover,
-        keys.static_secret,
-        keys.certificate,
-        Sv2ServerConfig(
-            host=cfg.sv2_listen.host,
-            port=cfg.sv2_listen.port,
-            shares_per_minute=cfg.shares_per_minute,
-            sv1_port=cfg.sv1_listen.port if cfg.sv1_listen else None,
-            sv1_host=cfg.sv1_listen.host if cfg.sv1_listen else None,
-        ),
-        share_sink=failover.share_sink,
-        job_tokens=jd[1] if jd else None,
+    server_config = Sv2ServerConfig(
+        host=cfg.sv2_listen.host,
+        port=cfg.sv2_listen.port,
+        shares_per_minute=cfg.shares_per_minute,
+        sv1_port=cfg.sv1_listen.port if cfg.sv1_listen else None,
+        sv1_host=cfg.sv1_listen.host if cfg.sv1_listen else None,
     )
+    server: Sv2Server | WorkerPool
+    if cfg.workers > 1:  # the config refuses workers > 1 with a JDS
+        server = WorkerPool(
+            failover, keys.static_secret, keys.certificate, server_config, cfg.workers,
+            share_sink=failover.share_sink,
+        )  # fmt: skip
+    else:
+        server = Sv2Server(
+            failover, keys.static_secret, keys.certificate, server_config,
+            share_sink=failover.share_sink, job_tokens=jd[1] if jd else None,
+        )  # fmt: skip
     notifier = Notifier()
     tasks = [asyncio.create_task(link.run()), asyncio.create_task(failover.run())]
     tasks.append(asyncio.create_task(notifier.watchdog()))
@@ -145,6 +150,9 @@ async def run_stratum(cfg: StratumConfig, state_dir: Path) -> int:
                 f"error: cannot listen: {exc}; change sv2_listen/sv1_listen/jds_listen",
                 file=sys.stderr,
             )
+            return 2
+        except RuntimeError as exc:  # a share-server worker did not come up
+            print(f"error: {exc}; see its log above, or set workers = 1", file=sys.stderr)
             return 2
         sv1 = f"{cfg.sv1_listen.host}:{server.sv1_port}" if cfg.sv1_listen else "off"
         log.info(
@@ -182,7 +190,7 @@ async def run_stratum(cfg: StratumConfig, state_dir: Path) -> int:
     return 0
 
 
-def _status_line(server: Sv2Server, failover: FailoverSource, link: NodeLink) -> str:
+def _status_line(server: Sv2Server | WorkerPool, failover: FailoverSource, link: NodeLink) -> str:
     s: dict[str, Any] = server.status()
     f = failover.status()
     parts = [f"active {f['active']}", f"switches {f['switches']}"]

@@ -16,6 +16,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from protocols.bitcoin.hashes import sha256d
 from tests.helpers.sri import free_port, grind
 from tests.helpers.stratum_miners import Sv1Miner, sv1_prevhash_to_header
@@ -51,7 +53,24 @@ def wait_until(predicate, what: str, timeout: float = 30.0):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_sv2mod_cli_solo_sv1_miner_finds_a_block(tmp_path: Path) -> None:
+def _worker_pids(parent: int) -> list[int]:
+    """The module's share-server worker processes (children running worker_process)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (proc / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == parent and b"appliance.stratum_v2.worker_process" in cmdline:
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sv2mod_cli_solo_sv1_miner_finds_a_block(tmp_path: Path, workers: int) -> None:
     datadir = tmp_path / "node"
     printed = subprocess.run(
         blvm("node", "--datadir", str(datadir), "--print-sv2-tp-key", "--json"),
@@ -75,6 +94,7 @@ sv1_listen = "127.0.0.1:{sv1_port}"
 shares_per_minute = 6
 node_tp = "127.0.0.1:{tp_port}"
 node_tp_key = "{tp_key}"
+workers = {workers}
 """
     )
     check = subprocess.run(
@@ -129,8 +149,16 @@ node_tp_key = "{tp_key}"
             best = rpc(rpc_port, datadir, "getbestblockhash")
             assert bytes.fromhex(best)[::-1] == sha256d(head + nonce.to_bytes(4, "little"))
             miner.sock.close()
+            children = _worker_pids(module.pid)
+            assert len(children) == (workers if workers > 1 else 0)
             module.send_signal(signal.SIGTERM)
             assert module.wait(30) == 0, mod_log.read_text()
+            # No worker outlives the module.
+            wait_until(
+                lambda: not any(Path(f"/proc/{pid}").exists() for pid in children),
+                "the workers to exit",
+                10,
+            )
         finally:
             if module is not None and module.poll() is None:
                 module.kill()
@@ -140,3 +168,5 @@ node_tp_key = "{tp_key}"
     text = mod_log.read_text()
     assert f"SV1 on 127.0.0.1:{sv1_port}" in text and "authority public key" in text, text
     assert "shutting down" in text
+    if workers > 1:
+        assert f"{workers} share-server workers on port {sv2_port}, SV1 port {sv1_port}" in text

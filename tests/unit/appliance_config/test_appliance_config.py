@@ -63,6 +63,12 @@ def test_defaults(tmp_path):
     assert [p.kind for p in cfg.pools] == ["solo"]
     assert str(cfg.sv1_listen) == "0.0.0.0:3333" and str(cfg.sv2_listen) == "127.0.0.1:34255"
     assert cfg.node_tp_key is None and cfg.shares_per_minute > 0
+    assert cfg.workers == 1
+
+
+def test_workers(tmp_path):
+    cfg = load_stratum_config(write(tmp_path, GOOD.replace("node_tp =", "workers = 4\nnode_tp =")))
+    assert cfg.workers == 4 and cfg.to_dict()["workers"] == 4
 
 
 def line_of(text: str, needle: str, after: int = 0) -> int:
@@ -88,6 +94,14 @@ def line_of(text: str, needle: str, after: int = 0) -> int:
         ("node_tp", 'node_tp = "127.0.0.1:18447"', 'node_tp = "127.0.0.1:tp"', "port"),
         ("node_tp_key", f'node_tp_key = "{TP_KEY}"', 'node_tp_key = "notakey"', "authority key"),
         ("chain", 'chain = "regtest"\npayout', 'chain = "moon"\npayout', "not one of"),
+        ("workers", "shares_per_minute = 12", "shares_per_minute = 12\nworkers = 0", "1 to 64"),
+        ("workers", "shares_per_minute = 12", "shares_per_minute = 12\nworkers = 2.5", "whole"),
+        (
+            "workers",
+            "shares_per_minute = 12",
+            'shares_per_minute = 12\nworkers = 2\njds_listen = "0.0.0.0:34264"',
+            "jds_listen",
+        ),
     ],
 )
 def test_bad_value_names_key_and_line(tmp_path, key, old, new, words):
