@@ -72,9 +72,12 @@ class Sv1Session:
     # io -----------------------------------------------------------------------------------
 
     def write(self, event: Any) -> None:
+        if not self.closed:
+            self.write_bytes(self.conn.send(event))
+
+    def write_bytes(self, data: bytes) -> None:
         if self.closed:
             return
-        data = self.conn.send(event)
         if self._batch is not None:
             self._batch.append(data)
         else:
@@ -237,7 +240,7 @@ class Sv1Session:
         stats.accepted += 1
         stats.shares_sum += result.difficulty
         stats.best_difficulty = max(stats.best_difficulty, result.hash_difficulty)
-        self.write(ev.SubmitResult(submit.req_id, True))
+        self.write_bytes(self.conn.accept_share(submit.req_id))
         if channel.vardiff.on_share(server.clock()) is not None:
             self.retarget()
 

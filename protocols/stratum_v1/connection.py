@@ -264,6 +264,10 @@ class ServerConnection(_Connection):
                 event = self._take_response(obj, rid)
             else:
                 event = codec.decode_client_request(obj, method, rid)
+                if type(event) is ev.Submit:  # the hot path: one per share
+                    self._note_peer_request(event)
+                    out.append(event)
+                    continue
                 if isinstance(event, _NOTED):
                     self._note_peer_request(event)
                 if isinstance(event, ev.Subscribe):
@@ -272,6 +276,11 @@ class ServerConnection(_Connection):
                     self.suggested_difficulty = event.difficulty
             out.append(event)
         return out
+
+    def accept_share(self, req_id: ev.RequestId) -> bytes:
+        """The answer to an accepted submit: ``send(SubmitResult(req_id, True))``, built for
+        the hot path (one per share)."""
+        return self._send_response(ev.SubmitResult(req_id, True))[0]
 
     def send(self, event: Any) -> bytes:
         if isinstance(event, _SERVER_NOTIFICATIONS):
