@@ -170,3 +170,19 @@ def test_sv1_server_answers_submits_like_json() -> None:
         {"id": "x", "result": True, "error": None},
         {"id": 6, "result": False, "error": [22, ErrorCode.DUPLICATE_SHARE.default_message, None]},
     ]
+
+
+def test_sv1_accept_share_is_send_of_an_accepted_result() -> None:
+    """`accept_share` answers like `send(SubmitResult(id, True))` and keeps the bookkeeping:
+    an id answered once cannot be answered again."""
+    from protocols.stratum_v1 import events as ev
+    from protocols.stratum_v1.errors import LocalProtocolError
+
+    line = b'{"id":%s,"method":"mining.submit","params":["w","1","00","00000000","00000000"]}\n'
+    fast, slow = ServerConnection(), ServerConnection()
+    for rid in (b"9", b'"s"'):
+        [a] = fast.receive_data(line % rid)
+        [b] = slow.receive_data(line % rid)
+        assert fast.accept_share(a.req_id) == slow.send(ev.SubmitResult(b.req_id, True))
+        with pytest.raises(LocalProtocolError):
+            fast.accept_share(a.req_id)
