@@ -36,12 +36,12 @@ from appliance.stratum_v2.jd_jobs import (
     rebuild_block,
 )
 from appliance.stratum_v2.jd_tokens import JobTokenRegistry
+from appliance.stratum_v2.peer_session import READ_SIZE, ClosePeer, PeerSession
 from protocols.bitcoin.block import Block
 from protocols.bitcoin.compact import compact_size
 from protocols.bitcoin.errors import BitcoinProtocolError
 from protocols.bitcoin.tx import Tx, TxOut
 from protocols.sv2.connection import HandshakeComplete, Sv2Connection
-from protocols.sv2.errors import ProtocolError
 from protocols.sv2.messages import (
     AllocateMiningJobToken,
     AllocateMiningJobTokenSuccess,
@@ -66,7 +66,6 @@ log = logging.getLogger("blvm.stratum_v2.jd_server")
 PROTOCOL_VERSION = 2
 #: SetupConnection flag (Job Declaration): the client declares its transactions (bit 0).
 DECLARE_TX_DATA = 1 << 0
-READ_SIZE = 65536
 
 
 def _hex_hash(h: bytes) -> str:
@@ -153,11 +152,13 @@ class _Pending:
     tip: tuple[bytes, int, int]
 
 
-class _Close(Exception):
-    pass
+class _JdSession(PeerSession):
+    """One JD client connection."""
 
+    kind = "JD client"
+    timeout_reason = "no SetupConnection in time"
+    log = log
 
-class _JdSession:
     def __init__(
         self,
         server: JdServer,
@@ -165,9 +166,8 @@ class _JdSession:
         writer: asyncio.StreamWriter,
         owner: int,
     ) -> None:
+        super().__init__(reader, writer, server.config.handshake_timeout)
         self.server = server
-        self.reader, self.writer = reader, writer
-        self.peer = writer.get_extra_info("peername")
         self.owner = owner
         self.conn = Sv2Connection.responder(server.static_secret, server.certificate)
         self.setup: SetupConnection | None = None
@@ -176,35 +176,20 @@ class _JdSession:
     def write(self, message: Message) -> None:
         self.writer.write(self.conn.send(message))
 
-    async def run(self) -> None:
-        try:
-            while True:
-                if self.setup is None:
-                    async with asyncio.timeout(self.server.config.handshake_timeout):
-                        data = await self.reader.read(READ_SIZE)
-                else:
-                    data = await self.reader.read(READ_SIZE)
-                if not data:
-                    break
-                reply = self.conn.receive_data(data)
-                if reply:
-                    self.writer.write(reply)
-                for event in self.conn.events():
-                    await self.handle(event)
-                    await self.writer.drain()
-        except ProtocolError as exc:
-            log.warning("closing JD client %s: protocol error: %s", self.peer, exc)
-        except _Close as exc:
-            log.info("closing JD client %s: %s", self.peer, exc)
-        except TimeoutError:
-            log.info("closing JD client %s: no SetupConnection in time", self.peer)
-        except (ConnectionError, OSError) as exc:
-            log.info("JD client %s lost: %s", self.peer, exc)
-        except Exception:  # a bug costs this connection only
-            log.exception("internal error serving JD client %s", self.peer)
-        finally:
-            self.server.tokens.forget_owner(self.owner)
-            self.writer.close()
+    def handshaking(self) -> bool:
+        return self.setup is None
+
+    async def on_data(self, data: bytes) -> None:
+        reply = self.conn.receive_data(data)
+        if reply:
+            self.writer.write(reply)
+        for event in self.conn.events():
+            await self.handle(event)
+            await self.writer.drain()
+
+    def close(self) -> None:
+        self.server.tokens.forget_owner(self.owner)
+        self.writer.close()
 
     async def handle(self, event: object) -> None:
         if isinstance(event, HandshakeComplete):
@@ -212,7 +197,7 @@ class _JdSession:
         if isinstance(event, SetupConnection):
             self.on_setup(event)
         elif self.setup is None:
-            raise _Close(f"{type(event).__name__} before SetupConnection")
+            raise ClosePeer(f"{type(event).__name__} before SetupConnection")
         elif isinstance(event, AllocateMiningJobToken):
             self.on_allocate(event)
         elif isinstance(event, DeclareMiningJob):
@@ -226,18 +211,18 @@ class _JdSession:
 
     def on_setup(self, msg: SetupConnection) -> None:
         if self.setup is not None:
-            raise _Close("second SetupConnection")
+            raise ClosePeer("second SetupConnection")
         if msg.protocol != Protocol.JOB_DECLARATION:
             self.write(SetupConnectionError(0, "unsupported-protocol"))
-            raise _Close(f"protocol {msg.protocol} is not Job Declaration")
+            raise ClosePeer(f"protocol {msg.protocol} is not Job Declaration")
         if not msg.min_version <= PROTOCOL_VERSION <= msg.max_version:
             self.write(SetupConnectionError(0, "protocol-version-mismatch"))
-            raise _Close(f"versions {msg.min_version}..{msg.max_version} exclude 2")
+            raise ClosePeer(f"versions {msg.min_version}..{msg.max_version} exclude 2")
         if not msg.flags & DECLARE_TX_DATA:
             # We validate declared transactions; a client that will not declare them (coinbase
             # only) cannot have its jobs checked here.
             self.write(SetupConnectionError(DECLARE_TX_DATA, "missing-declare-tx-data-flag"))
-            raise _Close("DECLARE_TX_DATA flag not set")
+            raise ClosePeer("DECLARE_TX_DATA flag not set")
         self.setup = msg
         self.write(SetupConnectionSuccess(PROTOCOL_VERSION, 0))
         log.info("JD client %s: %r %r set up", self.peer, msg.vendor, msg.device_id)

@@ -31,6 +31,7 @@ from appliance.stratum_v2.jobs import (
     GroupChannel,
     WorkTemplate,
 )
+from appliance.stratum_v2.peer_session import READ_SIZE, ClosePeer, PeerSession
 from appliance.stratum_v2.shares import Channel, WorkerStats, validate_share
 from appliance.stratum_v2.source import TemplateSource
 from appliance.stratum_v2.sv1_listener import Sv1Session
@@ -38,7 +39,6 @@ from appliance.stratum_v2.upstream.base import UpstreamShare
 from appliance.stratum_v2.vardiff import MAX_TARGET, Vardiff
 from protocols.bitcoin.block import Block
 from protocols.sv2.connection import HandshakeComplete, Sv2Connection, UnknownMessage
-from protocols.sv2.errors import ProtocolError
 from protocols.sv2.messages import (
     CloseChannel,
     MiningClientFlags,
@@ -77,7 +77,6 @@ ShareSink = Callable[[UpstreamShare], None]
 
 PROTOCOL_VERSION = 2
 SUPPORTED_EXTENSIONS = frozenset({WORKER_HASHRATE_TRACKING})
-READ_SIZE = 65536
 _SHARE_TYPES = frozenset({SubmitSharesStandard, SubmitSharesExtended})
 
 
@@ -108,10 +107,6 @@ class _PendingAck:
     shares_sum: float = 0.0
 
 
-class _Close(Exception):
-    """Close this session (a policy decision, not malformed bytes)."""
-
-
 @dataclass(slots=True)
 class ServerCounters:
     connections: int = 0
@@ -128,8 +123,12 @@ class ServerCounters:
     block_results: list[str | None] = field(default_factory=list)
 
 
-class _Session:
+class _Session(PeerSession):
     """One downstream connection."""
+
+    kind = "SV2 miner"
+    timeout_reason = "no SetupConnection within the handshake timeout"
+    log = log
 
     def __init__(
         self,
@@ -137,10 +136,8 @@ class _Session:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
     ) -> None:
+        super().__init__(reader, writer, server.config.handshake_timeout)
         self.server = server
-        self.reader = reader
-        self.writer = writer
-        self.peer = writer.get_extra_info("peername")
         self.conn = Sv2Connection.responder(server.static_secret, server.certificate)
         self.setup: SetupConnection | None = None
         self.channels: dict[int, Channel] = {}
@@ -164,35 +161,18 @@ class _Session:
             return
         self.writer.write(b"".join(self.conn.send(m) for m in messages))
 
-    async def run(self) -> None:
-        try:
-            while True:
-                if self.setup is None:
-                    async with asyncio.timeout(self.server.config.handshake_timeout):
-                        data = await self.reader.read(READ_SIZE)
-                else:
-                    data = await self.reader.read(READ_SIZE)
-                if not data:
-                    break
-                reply = self.conn.receive_data(data)
-                if reply:
-                    self.writer.write(reply)
-                for event in self.conn.events():
-                    self.handle(event)
-                await self.writer.drain()
-        except ProtocolError as exc:
-            self.server.counters.closed_protocol_error += 1
-            log.warning("closing %s: protocol error: %s", self.peer, exc)
-        except _Close as exc:
-            log.info("closing %s: %s", self.peer, exc)
-        except TimeoutError:
-            log.info("closing %s: no SetupConnection within the handshake timeout", self.peer)
-        except (ConnectionError, OSError) as exc:
-            log.info("connection %s lost: %s", self.peer, exc)
-        except Exception:  # a bug must cost this connection only, never the listener
-            log.exception("internal error while serving %s", self.peer)
-        finally:
-            self.close()
+    def handshaking(self) -> bool:
+        return self.setup is None
+
+    def on_data(self, data: bytes) -> None:
+        reply = self.conn.receive_data(data)
+        if reply:
+            self.writer.write(reply)
+        for event in self.conn.events():
+            self.handle(event)
+
+    def on_protocol_error(self, exc: Exception) -> None:
+        self.server.counters.closed_protocol_error += 1
 
     def close(self) -> None:
         if self.closed:
@@ -213,7 +193,7 @@ class _Session:
             self.on_setup(event)
             return
         if self.setup is None:
-            raise _Close(f"{type(event).__name__} before SetupConnection")
+            raise ClosePeer(f"{type(event).__name__} before SetupConnection")
         if isinstance(event, SubmitSharesStandard | SubmitSharesExtended):
             self.on_share(event)
         elif isinstance(event, OpenStandardMiningChannel | OpenExtendedMiningChannel):
@@ -236,13 +216,13 @@ class _Session:
 
     def on_setup(self, msg: SetupConnection) -> None:
         if self.setup is not None:
-            raise _Close("second SetupConnection")
+            raise ClosePeer("second SetupConnection")
         if msg.protocol != Protocol.MINING:
             self.write(SetupConnectionError(0, "unsupported-protocol"))
-            raise _Close(f"protocol {msg.protocol} is not Mining")
+            raise ClosePeer(f"protocol {msg.protocol} is not Mining")
         if not msg.min_version <= PROTOCOL_VERSION <= msg.max_version:
             self.write(SetupConnectionError(0, "protocol-version-mismatch"))
-            raise _Close(f"versions {msg.min_version}..{msg.max_version} exclude 2")
+            raise ClosePeer(f"versions {msg.min_version}..{msg.max_version} exclude 2")
         flags = 0
         if msg.flags & MiningClientFlags.REQUIRES_WORK_SELECTION:
             if self.server.job_tokens is None:
@@ -251,7 +231,7 @@ class _Session:
                         MiningClientFlags.REQUIRES_WORK_SELECTION, "unsupported-feature-flags"
                     )
                 )
-                raise _Close("work selection asked, but no Job Declaration Server runs")
+                raise ClosePeer("work selection asked, but no Job Declaration Server runs")
             self.custom_work = True
             flags = MiningServerFlags.REQUIRES_EXTENDED_CHANNELS
         self.setup = msg
@@ -616,7 +596,7 @@ class Sv2Server:
     def allocate_channel_id(self) -> int:
         channel_id = self._next_channel_id
         if channel_id > 0xFFFFFFFF:
-            raise _Close("channel ids exhausted; restart the module")
+            raise ClosePeer("channel ids exhausted; restart the module")
         self._next_channel_id += self.config.channel_id_step
         return channel_id
 

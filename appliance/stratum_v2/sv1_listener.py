@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from appliance.stratum_v2.errors import ShareError
 from appliance.stratum_v2.jobs import CHANNEL_PREFIX_SIZE, ChannelJobs, ChannelKind, WorkTemplate
+from appliance.stratum_v2.peer_session import PeerSession
 from appliance.stratum_v2.shares import Channel, WorkerStats, validate_share
 from appliance.stratum_v2.vardiff import Vardiff, difficulty
 from protocols.stratum_v1 import events as ev
 from protocols.stratum_v1.connection import ServerConnection
-from protocols.stratum_v1.errors import ErrorCode, ProtocolError
+from protocols.stratum_v1.errors import ErrorCode
 from protocols.stratum_v1.work import apply_version_bits, difficulty_to_target, version_bits_allowed
 from protocols.sv2.messages import NewExtendedMiningJob, SetNewPrevHash, SubmitSharesExtended
 
@@ -34,7 +35,6 @@ log = logging.getLogger("blvm.stratum_v2.sv1")
 SV1_EXTRANONCE2_SIZE = 8
 #: BIP320 mask: what SV1 ASICs negotiate through mining.configure.
 SV1_VERSION_MASK = 0x1FFFE000
-READ_SIZE = 65536
 
 _SV1_CODES = {
     ShareError.STALE_SHARE: ErrorCode.JOB_NOT_FOUND,
@@ -50,16 +50,18 @@ def exact_difficulty_target(target: int) -> tuple[float, int]:
     return diff, difficulty_to_target(diff)
 
 
-class Sv1Session:
+class Sv1Session(PeerSession):
     """One SV1 miner connection, served as one extended channel."""
+
+    kind = "SV1 miner"
+    timeout_reason = "not subscribed within the handshake timeout"
+    log = log
 
     def __init__(
         self, server: Sv2Server, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        super().__init__(reader, writer, server.config.handshake_timeout)
         self.server = server
-        self.reader = reader
-        self.writer = writer
-        self.peer = writer.get_extra_info("peername")
         self.conn = ServerConnection()
         self.channels: dict[int, Channel] = {}
         self.channel: Channel | None = None
@@ -94,29 +96,14 @@ class Sv1Session:
             if batch and not self.closed:
                 self.writer.write(b"".join(batch))
 
-    async def run(self) -> None:
-        try:
-            while True:
-                if self.channel is None:
-                    async with asyncio.timeout(self.server.config.handshake_timeout):
-                        data = await self.reader.read(READ_SIZE)
-                else:
-                    data = await self.reader.read(READ_SIZE)
-                if not data:
-                    break
-                self.handle_chunk(self.conn.receive_data(data))
-                await self.writer.drain()
-        except ProtocolError as exc:
-            self.server.counters.closed_protocol_error += 1
-            log.warning("closing SV1 %s: protocol error: %s", self.peer, exc)
-        except TimeoutError:
-            log.info("closing SV1 %s: not subscribed within the handshake timeout", self.peer)
-        except (ConnectionError, OSError) as exc:
-            log.info("SV1 connection %s lost: %s", self.peer, exc)
-        except Exception:  # a bug must cost this connection only, never the listener
-            log.exception("internal error while serving %s", self.peer)
-        finally:
-            self.close()
+    def handshaking(self) -> bool:
+        return self.channel is None
+
+    def on_data(self, data: bytes) -> None:
+        self.handle_chunk(self.conn.receive_data(data))
+
+    def on_protocol_error(self, exc: Exception) -> None:
+        self.server.counters.closed_protocol_error += 1
 
     def close(self) -> None:
         if not self.closed:
