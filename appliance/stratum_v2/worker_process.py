@@ -19,15 +19,12 @@ import logging
 import pickle
 import signal
 import sys
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from appliance.stratum_v2.jobs import WorkTemplate
 from appliance.stratum_v2.server import Sv2Server, Sv2ServerConfig
-from appliance.stratum_v2.source import WorkCallback
+from appliance.stratum_v2.source import PushedWorkSource
 from appliance.stratum_v2.upstream.base import UpstreamShare
 from appliance.stratum_v2.worker_pipe import PipeEnd
 from protocols.bitcoin.block import Block
@@ -52,47 +49,19 @@ class WorkerSpec:
     log_level: int
 
 
-class PipeWorkSource:
-    """The worker's `TemplateSource`: work from the parent, blocks back to it."""
+class PipeWorkSource(PushedWorkSource):
+    """The worker's `TemplateSource`: work pushed from the parent, blocks back to it."""
 
     def __init__(self, pipe: PipeEnd, extranonce_size: int) -> None:
+        super().__init__(extranonce_size=extranonce_size, block_sink=self._submit)
         self.pipe = pipe
-        self._extranonce_size = extranonce_size
-        self._current: WorkTemplate | None = None
-        self._callbacks: list[WorkCallback] = []
-        self._lock = threading.Lock()
         self._answers: dict[int, concurrent.futures.Future[str | None]] = {}
         self._ids = itertools.count(1)
 
-    @property
-    def extranonce_size(self) -> int:
-        return self._extranonce_size
-
-    def current(self) -> WorkTemplate | None:
-        return self._current
-
-    def subscribe(self, callback: WorkCallback) -> Callable[[], None]:
-        with self._lock:
-            self._callbacks.append(callback)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if callback in self._callbacks:
-                    self._callbacks.remove(callback)
-
-        return unsubscribe
-
-    def push(self, work: WorkTemplate) -> None:
-        self._current = work
-        with self._lock:
-            callbacks = list(self._callbacks)
-        for callback in callbacks:
-            callback(work)
-
     def refresh(self, force: bool = False) -> None:
-        self.pipe.send("refresh", force)
+        self.pipe.send("refresh", force)  # the parent's source decides; new work comes down
 
-    def submit_block(self, block: Block) -> str | None:
+    def _submit(self, block: Block) -> str | None:
         """Runs in a thread (the server's `to_thread`): waits for the parent's verdict."""
         request = next(self._ids)
         answer: concurrent.futures.Future[str | None] = concurrent.futures.Future()

@@ -9,16 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
-from pathlib import Path
 
 import pytest
 
-from appliance.stratum_v2.keys import load_or_create_keys
 from appliance.stratum_v2.server import Sv2Server, Sv2ServerConfig
-from appliance.stratum_v2.source import NodeTemplateSource
-from node.chain.chainstate import Chainstate
-from node.chain.params import REGTEST
 from protocols.sv2 import keys as sv2keys
 from protocols.sv2.messages import (
     NewExtendedMiningJob,
@@ -29,18 +23,6 @@ from protocols.sv2.messages import (
     SubmitSharesSuccess,
 )
 from tests.integration.stratum_v2.sv2srv_client import MAX, Sv2TestClient, mine
-
-PAYOUT = bytes.fromhex("0014") + bytes(20)  # P2WPKH to a zero key hash: regtest only
-
-
-@pytest.fixture
-def node(tmp_path: Path):
-    chain = Chainstate.open(tmp_path / "chain", REGTEST, script_threads=1)
-    source = NodeTemplateSource(chain, PAYOUT)
-    keys = load_or_create_keys(tmp_path / "keys", now=int(time.time()))
-    yield chain, source, keys
-    source.close()
-    chain.close()
 
 
 async def _serve(source, keys, **cfg):

@@ -12,34 +12,16 @@ import asyncio
 import os
 import signal
 import time
-from pathlib import Path
 
-import pytest
-
-from appliance.stratum_v2.keys import load_or_create_keys
 from appliance.stratum_v2.server import Sv2ServerConfig
-from appliance.stratum_v2.source import NodeTemplateSource
 from appliance.stratum_v2.upstream.base import UpstreamShare
 from appliance.stratum_v2.workers import WorkerPool
-from node.chain.chainstate import Chainstate
-from node.chain.params import REGTEST
 from protocols.sv2 import keys as sv2keys
 from protocols.sv2.messages import SetNewPrevHash, SetupConnectionSuccess, SubmitSharesSuccess
 from tests.integration.stratum_v2.sv2srv_client import MAX, Sv2TestClient, mine
 
-PAYOUT = bytes.fromhex("0014") + bytes(20)  # P2WPKH to a zero key hash: regtest only
 NETWORK = 2**255  # regtest 0x207fffff is about 2^255
 MINERS = 16  # all on one worker by chance: 2^-15
-
-
-@pytest.fixture
-def node(tmp_path: Path):
-    chain = Chainstate.open(tmp_path / "chain", REGTEST, script_threads=1)
-    source = NodeTemplateSource(chain, PAYOUT)
-    keys = load_or_create_keys(tmp_path / "keys", now=int(time.time()))
-    yield chain, source, keys
-    source.close()
-    chain.close()
 
 
 async def _until(predicate, timeout: float, what: str) -> None:
