@@ -69,6 +69,18 @@ def _worker_pids(parent: int) -> list[int]:
     return found
 
 
+def _running(pids: list[int]) -> list[int]:
+    """Those of `pids` still running (a zombie has an empty command line)."""
+    alive = []
+    for pid in pids:
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes():
+                alive.append(pid)
+        except OSError:
+            pass
+    return alive
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_sv2mod_cli_solo_sv1_miner_finds_a_block(tmp_path: Path, workers: int) -> None:
     datadir = tmp_path / "node"
@@ -154,11 +166,7 @@ workers = {workers}
             module.send_signal(signal.SIGTERM)
             assert module.wait(30) == 0, mod_log.read_text()
             # No worker outlives the module.
-            wait_until(
-                lambda: not any(Path(f"/proc/{pid}").exists() for pid in children),
-                "the workers to exit",
-                10,
-            )
+            wait_until(lambda: not _running(children), "the workers to exit", 10)
         finally:
             if module is not None and module.poll() is None:
                 module.kill()
@@ -170,3 +178,38 @@ workers = {workers}
     assert "shutting down" in text
     if workers > 1:
         assert f"{workers} share-server workers on port {sv2_port}, SV1 port {sv1_port}" in text
+
+
+def test_sv2mod_workers_exit_with_a_killed_module(tmp_path: Path) -> None:
+    """kill -9 of the module (no clean shutdown): its share-server workers see their pipe
+    close and exit; none is left holding the ports."""
+    sv2_port, tp_port = free_port(), free_port()
+    config = tmp_path / "blvm.toml"
+    config.write_text(
+        f"""[modules.stratum-v2]
+chain = "regtest"
+payout_address = "{PAYOUT}"
+sv2_listen = "127.0.0.1:{sv2_port}"
+sv1_listen = "off"
+node_tp = "127.0.0.1:{tp_port}"
+workers = 2
+"""
+    )
+    log_path = tmp_path / "stratum.log"
+    with log_path.open("wb") as log:
+        module = subprocess.Popen(
+            blvm("stratum", "--config", str(config), "--state-dir", str(tmp_path / "keys")),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_until(lambda: "share-server workers on port" in log_path.read_text(), "workers")
+            children = _worker_pids(module.pid)
+            assert len(children) == 2, log_path.read_text()
+            module.kill()
+            module.wait(10)
+            wait_until(lambda: not _running(children), "the orphaned workers to exit", 15)
+        finally:
+            if module.poll() is None:
+                module.kill()
+                module.wait(10)
