@@ -129,6 +129,8 @@ def split_message(obj: dict[str, Any]) -> tuple[str | None, ev.RequestId | None]
 
 def decode_client_request(obj: dict[str, Any], method: str, rid: ev.RequestId | None) -> Any:
     params = _params(obj, method)
+    if method == "mining.submit":  # the hot path: one per share
+        return decode_submit(params, rid)
     if method == "mining.subscribe":
         ua = _opt_str(params[0], "user_agent") if params else None
         session = params[1] if len(params) > 1 else None
@@ -164,8 +166,6 @@ def decode_client_request(obj: dict[str, Any], method: str, rid: ev.RequestId | 
         return ev.SuggestDifficulty(_difficulty(params[0]), rid)
     if method == "mining.extranonce.subscribe":
         return ev.ExtranonceSubscribe(rid)
-    if method == "mining.submit":
-        return decode_submit(params, rid)
     return ev.UnknownMethod(method, params, rid)
 
 
