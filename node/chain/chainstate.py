@@ -62,7 +62,13 @@ from node.chain.blockstore import FAST_PRUNE_FILE_SIZE, BlockStore, BlockStoreEr
 from node.chain.checkqueue import ScriptCheckQueue
 from node.chain.coins import Coin
 from node.chain.errors import ChainError, ConsensusError
-from node.chain.headers import EntryStatus, HeaderEntry, HeaderTree, median_time_past
+from node.chain.headers import (
+    EntryStatus,
+    HeaderEntry,
+    HeaderTree,
+    check_header_context,
+    median_time_past,
+)
 from node.chain.params import ChainParams
 from node.chain.prune import MIN_BLOCKS_TO_KEEP, PrunePolicy, files_to_prune
 from node.chain.txcheck import check_transaction
@@ -490,6 +496,50 @@ class Chainstate:
             if self._closed:
                 raise ChainstateError("chainstate is closed")
             return self._process_block(block, now)
+
+    def test_block_validity(self, block: Block, now: float | None = None) -> str | None:
+        """Core's TestBlockValidity as getblocktemplate's proposal mode uses it: would
+        `block` connect on our tip, its proof of work aside? Returns None when it would, else
+        the reject reason. Nothing is stored; scripts are verified.
+        """
+        with self._lock:
+            if self._closed:
+                raise ChainstateError("chainstate is closed")
+            header = block.header
+            h = block.hash
+            known = self.tree.get(h)
+            if known is not None and known.status & _HAVE_DATA:
+                return E.DUPLICATE_INVALID if known.status & _FAILED_MASK else E.DUPLICATE
+            chain = self._chain
+            tip = chain[-1]
+            if header.prev_hash != tip.hash:
+                return E.INCONCLUSIVE_NOT_BEST_PREVBLK
+            now_i = int(self._clock() if now is None else now)
+            reason = check_header_context(
+                header.version, header.time, header.bits, tip, self.params, now_i
+            )
+            if reason is not None:
+                return reason
+            height = tip.height + 1
+            try:
+                checked = check_block(block, self.params, check_transaction, check_pow=False)
+                contextual_check_block(block, self.params, height, median_time_past(tip))
+                ctx = ConnectContext(
+                    height,
+                    h,
+                    median_time_past(tip),
+                    lambda at: median_time_past(chain[at]),
+                    enforce_bip30(
+                        self.params,
+                        height,
+                        h,
+                        lambda at: chain[at].hash if 0 <= at < len(chain) else None,
+                    ),
+                )
+                connect_block(checked, ctx, BlockView(self.coins), self.params, self.verifier)
+            except ConsensusError as exc:
+                return exc.reason
+            return None
 
     def _result(
         self,

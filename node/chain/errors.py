@@ -29,6 +29,7 @@ BAD_PREVBLK = "bad-prevblk"  # parent is known and invalid
 PREV_BLK_NOT_FOUND = "prev-blk-not-found"  # parent unknown
 DUPLICATE = "duplicate"  # header/block already known
 DUPLICATE_INVALID = "duplicate-invalid"  # header already known and marked failed
+INCONCLUSIVE_NOT_BEST_PREVBLK = "inconclusive-not-best-prevblk"  # a proposal off our tip
 BAD_GENESIS = "bad-genesis"  # a different block claims height 0 (our own reason)
 CHECKPOINT_MISMATCH = "checkpoint mismatch"
 

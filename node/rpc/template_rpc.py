@@ -1,4 +1,5 @@
-"""getblocktemplate (BIP22/23 template mode, with longpoll) as Bitcoin Core answers it."""
+"""getblocktemplate (BIP22/23: template mode with longpoll, and proposal mode) as Bitcoin Core
+answers it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from node.chain.chainstate import TipChange
 from node.rpc.blockchain import in_initial_download
 from node.rpc.context import NodeContext
 from node.rpc.errors import RpcCode, RpcError
+from node.rpc.params import parse_hex
+from protocols.bitcoin.block import Block
+from protocols.bitcoin.errors import BitcoinProtocolError
 
 LONGPOLL_MEMPOOL_WAIT = 60.0  # Core re-answers a longpoll after a minute if the mempool changed
 LONGPOLL_MAX_WAIT = 600.0
@@ -72,6 +76,8 @@ _TX_LISTS = _TxListCache()
 def getblocktemplate(ctx: NodeContext, template_request: dict | None = None) -> Any:
     request = template_request or {}
     mode = request.get("mode", "template")
+    if mode == "proposal":
+        return _proposal(ctx, request.get("data"))
     if mode != "template":
         raise RpcError(RpcCode.INVALID_PARAMETER, "Invalid mode")
     rules = request.get("rules") or []
@@ -97,8 +103,23 @@ def getblocktemplate(ctx: NodeContext, template_request: dict | None = None) -> 
         tip = bytes.fromhex(tip_hex)[::-1]
         ctx.longpoll.wait(ctx, tip, int(seq) if seq.isdigit() else -1)
     out = _TX_LISTS.gbt(ctx.templates.build())
-    out["capabilities"] = []  # proposal mode is not offered
+    out["capabilities"] = ["proposal"]
     return out
+
+
+def _proposal(ctx: NodeContext, data: Any) -> str | None:
+    """BIP23 proposal: would this block connect on our tip (proof of work aside)? None when
+    it would, else the reason, as Core answers (``duplicate``, ``inconclusive-not-best-
+    prevblk``, a reject reason)."""
+    if not isinstance(data, str):
+        raise RpcError(RpcCode.TYPE_ERROR, "Missing data String key for proposal")
+    try:
+        block = Block.from_bytes(parse_hex(data, "Block"))
+    except (BitcoinProtocolError, RpcError):
+        raise RpcError(RpcCode.DESERIALIZATION_ERROR, "Block decode failed") from None
+    if not block.txs or not block.txs[0].is_coinbase():
+        return "bad-cb-missing"
+    return ctx.chain.test_block_validity(block)
 
 
 METHODS = [getblocktemplate]

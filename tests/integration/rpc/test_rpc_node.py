@@ -4,6 +4,7 @@ against `blvm node` run as users run it."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import subprocess
@@ -306,9 +307,27 @@ def test_mempool_and_getblocktemplate(node: RunningNode) -> None:
         int(gbt["bits"], 16),
         0,
     )
+    # Proposal mode (BIP23) judges the unsolved block: valid; a broken one gets its reason.
+    assert "proposal" in gbt["capabilities"]
+    unsolved = Block(header, body).serialize().hex()
+    assert rpc.getblocktemplate({"mode": "proposal", "data": unsolved}) is None
+    broken = Block(dataclasses.replace(header, merkle_root=bytes(32)), body)
+    verdict = rpc.getblocktemplate({"mode": "proposal", "data": broken.serialize().hex()})
+    assert verdict == "bad-txnmrklroot"
+    with pytest.raises(JSONRPCException) as err:
+        rpc.getblocktemplate({"mode": "proposal", "data": "00"})
+    assert err.value.error["code"] == -22
+    with pytest.raises(JSONRPCException) as err:
+        rpc.getblocktemplate({"mode": "proposal"})
+    assert err.value.error["code"] == -3
+    assert rpc.getbestblockhash() == gbt["previousblockhash"]  # nothing was connected
     assert solve(header)
     block = Block(header, body)
+    assert rpc.getblocktemplate({"mode": "proposal", "data": block.serialize().hex()}) is None
     assert rpc.submitblock(block.serialize().hex()) is None
+    assert rpc.getblocktemplate({"mode": "proposal", "data": block.serialize().hex()}) == (
+        "duplicate"
+    )
     assert rpc.getbestblockhash() == block.hash_hex
     assert rpc.getrawmempool() == []
     assert rpc.getrawtransaction(txs[0].txid_hex, False, block.hash_hex) == txs[0].serialize().hex()
