@@ -52,6 +52,7 @@ class DeclareError(enum.StrEnum):
     MISSING_TXS = "missing-txs"
     STALE_CHAIN_TIP = "stale-chain-tip"  # SRI's JDC treats this one as non-fatal
     INTERNAL_ERROR = "internal-error"
+    INVALID_JOB = "invalid-job"  # the declared block would not connect on our tip
 
 
 class CustomJobError(enum.StrEnum):
@@ -215,6 +216,15 @@ def work_from_custom_job(
         transactions=job.txs,
         witness_reserved=bool(tx.inputs[0].witness),
     )
+
+
+def proposal_block(job: DeclaredJob, time: int) -> Block:
+    """The declared block with a zero extranonce and nonce, for the node's proposal check
+    (getblocktemplate mode "proposal" judges everything but the proof of work)."""
+    coinbase = job.coinbase.tx
+    root = root_from_branch(coinbase.txid, list(job.merkle_path))
+    header = BlockHeader(job.version, job.prev_hash, root, time, job.nbits, 0)
+    return Block(header, [coinbase, *job.txs])
 
 
 def rebuild_block(job: DeclaredJob, push: PushSolution) -> Block | None:

@@ -6,8 +6,11 @@ Per JD connection (Noise responder with the pool's authority key, like `Sv2Serve
   payout script, value 0: the JD client puts the template's remaining value in it);
 - DeclareMiningJob -> token, coinbase (one null-outpoint input, every valued output pays the
   pool, BIP34 height on top of our node's tip) and every wtxid against our node's mempool;
-  unknown ones are asked for with ProvideMissingTransactions and checked by wtxid; then
-  DeclareMiningJob.Success with the token the JD client uses in SetCustomMiningJob;
+  unknown ones are asked for with ProvideMissingTransactions and checked by wtxid; then our
+  node checks the whole block, proof of work aside (getblocktemplate "proposal": amounts,
+  scripts, witness commitment, sigops, weight), and DeclareMiningJob.Success carries the
+  token the JD client uses in SetCustomMiningJob (else DeclareMiningJob.Error `invalid-job`
+  with the node's reason, or `stale-chain-tip` when the tip moved);
 - PushSolution -> the block rebuilt from the declared job, submitted with `submitblock`.
 
 Messages of one connection are handled in order; an RPC wait holds up that connection only.
@@ -20,6 +23,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +37,7 @@ from appliance.stratum_v2.jd_jobs import (
     check_height,
     check_payout,
     parse_declared_coinbase,
+    proposal_block,
     rebuild_block,
 )
 from appliance.stratum_v2.jd_tokens import JobTokenRegistry
@@ -141,6 +146,16 @@ class MempoolView:
             self._txs.popitem(last=False)
 
 
+@dataclass(frozen=True, slots=True)
+class ChainTip:
+    """Our node's tip as a declaration is checked against it."""
+
+    prev_hash: bytes  # header byte order
+    nbits: int  # what the next block must carry
+    height: int
+    median_time: int
+
+
 @dataclass(slots=True)
 class _Pending:
     """A declaration waiting for the transactions our node does not know."""
@@ -149,7 +164,7 @@ class _Pending:
     coinbase: DeclaredCoinbase
     txs: list[Tx | None]
     missing: tuple[int, ...]
-    tip: tuple[bytes, int, int]
+    tip: ChainTip
 
 
 class _JdSession(PeerSession):
@@ -249,7 +264,7 @@ class _JdSession(PeerSession):
             coinbase = parse_declared_coinbase(msg.coinbase_tx_prefix, msg.coinbase_tx_suffix)
             check_payout(coinbase.tx, server.payout_script)
             tip = await server.tip()
-            check_height(coinbase.tx, tip[2] + 1)
+            check_height(coinbase.tx, tip.height + 1)
             txs = await server.mempool.lookup(list(msg.wtxid_list))
         except JdRejected as exc:
             self.reject(msg.request_id, token, exc)
@@ -267,7 +282,7 @@ class _JdSession(PeerSession):
             server.counters.missing_tx_requests += 1
             self.write(ProvideMissingTransactions(msg.request_id, missing))
             return
-        self.accept(msg, coinbase, txs, tip)
+        await self.accept(msg, coinbase, txs, tip)
 
     async def on_provided(self, msg: ProvideMissingTransactionsSuccess) -> None:
         pending = self.pending.pop(msg.request_id, None)
@@ -305,30 +320,44 @@ class _JdSession(PeerSession):
             )
             return
         self.server.counters.txs_provided += len(pending.missing)
-        for position in pending.missing:
-            tx = pending.txs[position]
-            assert tx is not None
-            self.server.mempool.remember(tx)
-        self.accept(declared, pending.coinbase, pending.txs, pending.tip)
+        if await self.accept(declared, pending.coinbase, pending.txs, pending.tip):
+            for position in pending.missing:  # kept for later declarations once proven valid
+                tx = pending.txs[position]
+                assert tx is not None
+                self.server.mempool.remember(tx)
 
-    def accept(
+    async def accept(
         self,
         msg: DeclareMiningJob,
         coinbase: DeclaredCoinbase,
         txs: list[Tx | None],
-        tip: tuple[bytes, int, int],
-    ) -> None:
-        prev_hash, nbits, height = tip
+        tip: ChainTip,
+    ) -> bool:
+        """Every transaction known: our node checks the whole block, then the job is live."""
         job = DeclaredJob(
             owner=self.owner,
             request_id=msg.request_id,
             version=msg.version,
             coinbase=coinbase,
             txs=tuple(t for t in txs if t is not None),
-            prev_hash=prev_hash,
-            nbits=nbits,
-            height=height + 1,
+            prev_hash=tip.prev_hash,
+            nbits=tip.nbits,
+            height=tip.height + 1,
         )
+        token = bytes(msg.mining_job_token)
+        try:
+            reason = await self.server.check_proposal(job, tip)
+        except (RpcUnavailable, RpcCallError) as exc:
+            self.reject(msg.request_id, token, JdRejected(DeclareError.INTERNAL_ERROR, str(exc)))
+            return False
+        if reason is not None:
+            code = (
+                DeclareError.STALE_CHAIN_TIP
+                if reason == "inconclusive-not-best-prevblk"
+                else DeclareError.INVALID_JOB
+            )
+            self.reject(msg.request_id, token, JdRejected(code, reason))
+            return False
         new = self.server.tokens.activate(bytes(msg.mining_job_token), self.owner, job)
         if new is None:
             self.reject(
@@ -336,7 +365,7 @@ class _JdSession(PeerSession):
                 bytes(msg.mining_job_token),
                 JdRejected(DeclareError.INVALID_TOKEN, "token expired"),
             )
-            return
+            return False
         self.server.counters.jobs_declared += 1
         log.info(
             "JD client %s: job %d declared (%d transactions, height %d)",
@@ -346,6 +375,7 @@ class _JdSession(PeerSession):
             job.height,
         )
         self.write(DeclareMiningJobSuccess(msg.request_id, new))
+        return True
 
     async def on_push(self, msg: PushSolution) -> None:
         server = self.server
@@ -422,11 +452,27 @@ class JdServer:
             self.counters.connections -= 1
             self._sessions.discard(task)
 
-    async def tip(self) -> tuple[bytes, int, int]:
-        """(prev_hash in header order, nbits, height) of our node's tip."""
+    async def tip(self) -> ChainTip:
+        """Our node's tip, and the nBits a block on it must carry."""
         best = await self.rpc.call("getbestblockhash")
-        header = await self.rpc.call("getblockheader", best, True)
-        return bytes.fromhex(best)[::-1], int(header["bits"], 16), int(header["height"])
+        replies = await self.rpc.batch([("getblockheader", [best, True]), ("getmininginfo", [])])
+        for reply in replies:
+            if isinstance(reply, RpcCallError):
+                raise reply
+        header, mining = replies
+        return ChainTip(
+            bytes.fromhex(best)[::-1],
+            int(mining["bits"], 16),
+            int(header["height"]),
+            int(header["mediantime"]),
+        )
+
+    async def check_proposal(self, job: DeclaredJob, tip: ChainTip) -> str | None:
+        """Our node's verdict on the declared block, proof of work aside (BIP23 proposal):
+        None when it would connect on our tip, else Core's reject reason."""
+        block = proposal_block(job, max(tip.median_time + 1, int(time.time())))
+        request = {"mode": "proposal", "data": block.serialize().hex()}
+        return await self.rpc.call("getblocktemplate", request)
 
     async def submit_block(self, block: Block) -> str | None:
         """submitblock to our node; None when it connected the block (or already had it)."""

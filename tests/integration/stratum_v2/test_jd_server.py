@@ -66,15 +66,27 @@ class Rig:
             tx, _ = spend([coin], 1, fee=2_000 + 1_000 * n)
             assert self.mempool.accept(tx).accepted
         self.outsider, _ = spend([coins[2]], 1, fee=3_000)  # valid, unknown to the mempool
+        self.forged, _ = spend([coins[3]], 1, fee=3_000, sign=False)  # invalid: no signature
         self.keys = load_or_create_keys(tmp / "keys", now=int(time.time()))
         self.authority = sv2keys.decode_authority_public_key(self.keys.authority_public)
         self.tmp = tmp
 
-    def declaration(self, token: bytes, *, extra: bool = False, payout: bytes = POOL):
+    def declaration(
+        self,
+        token: bytes,
+        *,
+        extra: bool = False,
+        payout: bytes = POOL,
+        overpay: int = 0,
+        outsider: Tx | None = None,
+    ):
         """(DeclareMiningJob, coinbase, txs, template) for the node's template (+ outsider)."""
         template = TemplateBuilder(self.chain, self.mempool).build()
-        txs = [t.tx for t in template.transactions] + ([self.outsider] if extra else [])
-        coinbase = jd_coinbase(template.height, [TxOut(template.coinbasevalue, payout)], txs, SPACE)
+        txs = [t.tx for t in template.transactions]
+        if extra or outsider is not None:
+            txs.append(outsider or self.outsider)
+        value = template.coinbasevalue + overpay
+        coinbase = jd_coinbase(template.height, [TxOut(value, payout)], txs, SPACE)
         msg = DeclareMiningJob(
             7, token, template.version, coinbase.prefix, coinbase.suffix,
             tuple(t.wtxid for t in txs), b"",
@@ -146,6 +158,22 @@ def test_jds_decisions_and_push_solution(rig: Rig) -> None:
                 client.send(ProvideMissingTransactionsSuccess(7, (txs[0].serialize(),)))
                 err = await client.expect(DeclareMiningJobError)
                 assert err.error_code == "missing-txs", err
+
+                # Our node checks the whole block: a coinbase paying more than subsidy + fees,
+                # or a supplied transaction whose signature is missing, is an invalid job.
+                ok = await _token(client, 4)
+                client.send(rig.declaration(ok.mining_job_token, overpay=1)[0])
+                err = await client.expect(DeclareMiningJobError)
+                assert (err.error_code, err.error_details) == ("invalid-job", b"bad-cb-amount")
+                ok = await _token(client, 5)
+                msg, *_ = rig.declaration(ok.mining_job_token, outsider=rig.forged)
+                client.send(msg)
+                await client.expect(ProvideMissingTransactions)
+                client.send(ProvideMissingTransactionsSuccess(7, (rig.forged.serialize(),)))
+                err = await client.expect(DeclareMiningJobError)
+                assert err.error_code == "invalid-job", err
+                assert err.error_details.startswith(b"block-script-verify-flag-failed"), err
+                assert jds.counters.jobs_declared == 0
 
                 # The right one makes the job declared.
                 ok = await _token(client, 3)
