@@ -14,6 +14,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from node.chain.chainstate import Chainstate
 from node.chain.params import ChainParams
@@ -55,6 +56,8 @@ class NodeConfig:
     #: False when the port is only the default: if it is taken (a second node on the
     #: machine), the node runs on without a template provider instead of failing to start.
     sv2_tp_required: bool = True
+    #: Bitcoin Core's IPC Mining interface (Cap'n Proto) on this unix socket; None = off.
+    ipc_socket: Path | None = None
 
 
 class NodeService:
@@ -66,6 +69,7 @@ class NodeService:
         self.rpc: RpcServer | None = None
         self.ctx: NodeContext | None = None
         self.template_provider: TemplateProvider | None = None
+        self.ipc: Any = None  # node.ipc.mining_ipc.IpcMiningServer when configured
         self._stop = asyncio.Event()
         self._cookie: Path | None = None
 
@@ -133,6 +137,11 @@ class NodeService:
                     cfg.sv2_tp_port,
                     exc.strerror or exc,
                 )
+        if cfg.ipc_socket is not None:
+            from node.ipc.mining_ipc import IpcMiningServer  # pycapnp only when asked for
+
+            self.ipc = IpcMiningServer(self.chain, self.mempool, cfg.ipc_socket)
+            self.ipc.start()
         if cfg.rpc_enabled:
             dispatcher = Dispatcher(self.ctx)
             for module in RPC_MODULES:
@@ -159,6 +168,9 @@ class NodeService:
         if self.template_provider is not None:
             await self.template_provider.stop()
             self.template_provider = None
+        if self.ipc is not None:
+            await asyncio.to_thread(self.ipc.close)
+            self.ipc = None
         if self.p2p is not None:
             await self.p2p.stop()
         if self.ctx is not None and self.ctx.longpoll is not None:

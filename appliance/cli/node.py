@@ -34,6 +34,15 @@ def parse_hostport(text: str, default_port: int) -> tuple[str, int]:
         raise SystemExit(f"error: {text!r}: port must be a number") from None
 
 
+def ipc_socket(value: str, datadir: Path) -> Path | None:
+    """Bitcoin Core's -ipcbind forms: ``unix`` (node.sock in the datadir) or ``unix:PATH``."""
+    if value == "unix":
+        return datadir / "node.sock"
+    if value.startswith("unix:") and len(value) > 5:
+        return Path(value[5:]).expanduser()
+    return None
+
+
 async def run_node(args: argparse.Namespace) -> int:
     params = get_params(args.chain)
     net = params.networks_entry()
@@ -64,6 +73,16 @@ async def run_node(args: argparse.Namespace) -> int:
         sv2_tp_empty_first=args.sv2_tp_empty_first,
         sv2_tp_required=args.sv2_tp_port is not None,
     )
+    if args.ipcbind is not None:
+        socket = ipc_socket(args.ipcbind, config.datadir)
+        if socket is None:
+            print(
+                f"error: --ipcbind {args.ipcbind!r}: write 'unix' (DATADIR/node.sock) or "
+                "'unix:/path/to/socket'",
+                file=sys.stderr,
+            )
+            return 2
+        config.ipc_socket = socket
     if args.print_sv2_tp_key:
         return print_tp_key(config.datadir, args.json)
     notifier = Notifier()
@@ -93,13 +112,15 @@ async def run_node(args: argparse.Namespace) -> int:
         if tp
         else "SV2 template provider off"
     )
+    ipc = f"IPC mining interface on {config.ipc_socket}" if service.ipc else "IPC off"
     log.info(
-        "node running: chain %s, datadir %s, height %d; %s; %s",
+        "node running: chain %s, datadir %s, height %d; %s; %s; %s",
         params.name,
         config.datadir,
         chain.height,
         rpc,
         sv2,
+        ipc,
     )
 
     def status() -> str:
@@ -244,6 +265,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="on a new tip send an empty template at once, then the full one (less work on "
         "the old tip; a block found in between carries no fees)",
+    )
+    p.add_argument(
+        "--ipcbind",
+        metavar="unix[:PATH]",
+        help="serve Bitcoin Core's IPC Mining interface (Cap'n Proto, schema 30) on a unix "
+        "socket, for Stratum V2 software written for Core (SRI's pool_sv2 with "
+        "template_provider_type BitcoinCoreIpc, its JDS, sv2-tp): 'unix' = DATADIR/node.sock "
+        "(point the pool's data_dir at the datadir's parent, or at the datadir on mainnet)",
     )
     p.add_argument(
         "--print-sv2-tp-key",
