@@ -249,3 +249,54 @@ def test_waits_time_out_wake_on_fees_and_tips_and_interrupt(node: Node) -> None:
         assert time.monotonic() - started < 5
 
     session(node, body)
+
+
+def test_blvm_node_ipcbind_serves_and_cleans_up(tmp_path: Path) -> None:
+    """`blvm node --ipcbind unix`: node.sock in the datadir while it runs, gone after."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.helpers.btcd import free_port
+
+    datadir = tmp_path / "regtest"
+    sock = datadir / "node.sock"
+    log_path = tmp_path / "node.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "appliance.cli", "node", "--datadir", str(datadir),
+                "--no-listen", "--rpcport", str(free_port()), "--sv2-tp-port", "0",
+                "--ipcbind", "unix",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while not (datadir / ".cookie").exists():
+                assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
+                time.sleep(0.1)
+            assert sock.is_socket()
+
+            async def main() -> int:
+                stream = await capnp.AsyncIoStream.create_unix_connection(str(sock))
+                init = capnp.TwoPartyClient(stream).bootstrap().cast_as(INIT.Init)
+                await init.construct()
+                mining = (await init.makeMining()).result
+                return (await mining.getTip()).result.height
+
+            assert asyncio.run(capnp.run(main())) == 0
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0, log_path.read_text()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    assert not sock.exists()
+    assert f"IPC mining interface on {sock}" in log_path.read_text()
+    bad = subprocess.run(
+        [sys.executable, "-m", "appliance.cli", "node", "--datadir", str(datadir), "--ipcbind", "tcp"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "--ipcbind 'tcp'" in bad.stderr
