@@ -279,8 +279,15 @@ class ServerConnection(_Connection):
 
     def accept_share(self, req_id: ev.RequestId) -> bytes:
         """The answer to an accepted submit: ``send(SubmitResult(req_id, True))``, built for
-        the hot path (one per share)."""
-        return self._send_response(ev.SubmitResult(req_id, True))[0]
+        the hot path (one per share) without the event object."""
+        queue = self._peer_pending.get(req_id)
+        if not queue or type(queue[0]) is not ev.Submit or type(req_id) is not int:
+            return self._send_response(ev.SubmitResult(req_id, True))[0]  # the general path
+        queue.pop(0)
+        if not queue:
+            del self._peer_pending[req_id]
+        self._peer_count -= 1
+        return encode_accepted(req_id)
 
     def send(self, event: Any) -> bytes:
         if isinstance(event, _SERVER_NOTIFICATIONS):
