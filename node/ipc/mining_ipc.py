@@ -42,6 +42,7 @@ SCHEMA_DIR = Path(__file__).parent / "schema"
 #: Core's template coinbase pays OP_TRUE: the pool replaces every valued output anyway.
 TEMPLATE_PAYOUT = b"\x51"
 MAX_TIP_AGE = 24 * 3600  # Core's initial-block-download tip age
+REBUILD_INTERVAL = 1.0  # seconds between template builds while a wait sees the mempool move
 _NETWORK_SUBDIRS = {"mainnet": None, "testnet": "testnet3", "testnet4": "testnet4"}
 
 
@@ -85,10 +86,10 @@ class _Node:
         self.mempool = mempool
         self.builder = TemplateBuilder(chain, mempool)
         self.changed = threading.Condition()
-        self._unsubscribe = chain.subscribe(self._wake)
-        self._unlisten = mempool.add_listener(self._wake) if mempool is not None else None
+        self._unsubscribe = chain.subscribe(self.wake)
+        self._unlisten = mempool.add_listener(self.wake) if mempool is not None else None
 
-    def _wake(self, *_args: object) -> None:
+    def wake(self, *_args: object) -> None:
         with self.changed:
             self.changed.notify_all()
 
@@ -103,31 +104,33 @@ class _Node:
 
     def wait_next(self, last: _Built, timeout_s: float, fee_threshold: int, stop) -> _Built | None:
         """A template on a new tip, or one whose fees beat `last` by `fee_threshold`; None
-        when `timeout_s` passes (or `stop` is set) first."""
+        when `timeout_s` passes (or `stop` is set) first. A busy mempool is re-assembled at
+        most once per REBUILD_INTERVAL. Templates are built outside `changed`: the chain
+        notifies under its own lock, which building takes."""
         deadline = time.monotonic() + timeout_s
         prev = last.template.previousblockhash
-        with self.changed:
-            while not stop.is_set():
-                if self.chain.tip.hash != prev:
-                    return self.build()
-                if self.mempool is not None and self.mempool.sequence != (
-                    last.template.mempool_sequence
-                ):
-                    candidate = self.build()
-                    if candidate.template.previousblockhash != prev:
-                        return candidate
-                    if candidate.fees - last.fees >= fee_threshold:
-                        return candidate
-                    last = dataclasses.replace(
-                        last,
-                        template=dataclasses.replace(
-                            last.template, mempool_sequence=candidate.template.mempool_sequence
-                        ),
-                    )
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return None
-                self.changed.wait(min(remaining, 1.0))
+        pool = self.mempool
+        seen = last.template.mempool_sequence
+        next_build = 0.0
+        while not stop.is_set():
+            if self.chain.tip.hash != prev:
+                return self.build()
+            now = time.monotonic()
+            if pool is not None and pool.sequence != seen and now >= next_build:
+                candidate = self.build()
+                if candidate.template.previousblockhash != prev:
+                    return candidate
+                if candidate.fees - last.fees >= fee_threshold:
+                    return candidate
+                seen = candidate.template.mempool_sequence
+                next_build = now + REBUILD_INTERVAL
+            remaining = deadline - now
+            if remaining <= 0:
+                return None
+            with self.changed:  # sleep unless something moved since the checks above
+                quiet = pool is None or pool.sequence == seen or now < next_build
+                if self.chain.tip.hash == prev and quiet and not stop.is_set():
+                    self.changed.wait(min(remaining, REBUILD_INTERVAL))
         return None
 
     def wait_tip(self, current: bytes, timeout_s: float) -> None:
@@ -195,6 +198,7 @@ class _BlockTemplateImpl(_mining_capnp.BlockTemplate.Server):
 
     async def destroy(self, _context: Any, **_: Any) -> None:
         self.interrupt.set()
+        self.node.wake()
 
     async def getBlockHeader(self, _context: Any, **_: Any) -> bytes:
         return self.built.block.header.serialize()
