@@ -8,6 +8,7 @@ the waits (new tip, fee rise, timeout, interrupt). The chain and mempool are rea
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import stat
 import time
@@ -17,6 +18,7 @@ import capnp
 import pytest
 
 from node.chain.chainstate import BlockStatus, Chainstate
+from node.chain.headers import check_proof_of_work
 from node.chain.params import REGTEST
 from node.ipc.mining_ipc import IpcMiningServer, load_schemas, socket_path
 from node.mempool import Mempool
@@ -124,10 +126,25 @@ def test_template_parts_agree_and_check_block(node: Node) -> None:
             block=raw, options={"checkPow": False, "checkMerkleRoot": True}
         )
         assert (ok.result, ok.reason) == (True, "")
+        # Regtest's target passes about every other hash: pick a nonce that misses it, and
+        # one that meets it.
+        misses = meets = None
+        for nonce in range(64):
+            header = dataclasses.replace(block.header, nonce=nonce)
+            good = check_proof_of_work(header.hash, header.bits, REGTEST)
+            if good and meets is None:
+                meets = Block(header, block.txs)
+            if not good and misses is None:
+                misses = Block(header, block.txs)
+        assert misses is not None and meets is not None
         pow_checked = await mining.checkBlock(
-            block=raw, options={"checkPow": True, "checkMerkleRoot": True}
+            block=misses.serialize(), options={"checkPow": True, "checkMerkleRoot": True}
         )
         assert (pow_checked.result, pow_checked.reason) == (False, "high-hash")
+        solved = await mining.checkBlock(
+            block=meets.serialize(), options={"checkPow": True, "checkMerkleRoot": True}
+        )
+        assert (solved.result, solved.reason) == (True, "")
         no_root = Block(
             BlockHeader(
                 block.header.version, block.header.prev_hash, bytes(32), block.header.time,
