@@ -19,7 +19,14 @@ from protocols.bitcoin.block import Block, BlockHeader
 from protocols.stratum_v1.work import DIFF1_TARGET
 from protocols.sv2.messages import SubmitSharesExtended, SubmitSharesStandard
 
-__all__ = ["Channel", "ShareResult", "WorkerStats", "header_bytes", "validate_share"]
+__all__ = [
+    "Channel",
+    "ExtendedShare",
+    "ShareResult",
+    "WorkerStats",
+    "header_bytes",
+    "validate_share",
+]
 
 _HEADER = struct.Struct("<I32s32sIII")  # one pack builds the whole 80-byte header
 _sha256 = hashlib.sha256
@@ -95,6 +102,39 @@ class Channel:
             del self.seen[job_id]
 
 
+class ExtendedShare:
+    """An extended-channel share as `validate_share` reads it, for SV1 submits: the fields
+    of SubmitSharesExtended without building that frozen wire message once per share."""
+
+    __slots__ = (
+        "channel_id",
+        "extranonce",
+        "job_id",
+        "nonce",
+        "ntime",
+        "sequence_number",
+        "version",
+    )
+
+    def __init__(
+        self,
+        channel_id: int,
+        sequence_number: int,
+        job_id: int,
+        nonce: int,
+        ntime: int,
+        version: int,
+        extranonce: bytes,
+    ) -> None:
+        self.channel_id = channel_id
+        self.sequence_number = sequence_number
+        self.job_id = job_id
+        self.nonce = nonce
+        self.ntime = ntime
+        self.version = version
+        self.extranonce = extranonce
+
+
 @dataclass(slots=True)  # not frozen: a frozen init costs a setattr call per field
 class ShareResult:
     error: ShareError | None
@@ -112,7 +152,7 @@ class ShareResult:
 
 def validate_share(
     channel: Channel,
-    share: SubmitSharesStandard | SubmitSharesExtended,
+    share: SubmitSharesStandard | SubmitSharesExtended | ExtendedShare,
     target: int | None = None,
 ) -> ShareResult:
     """Validate one share against `channel`; updates duplicate memory but not statistics.

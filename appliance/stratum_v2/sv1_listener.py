@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 from appliance.stratum_v2.errors import ShareError
 from appliance.stratum_v2.jobs import CHANNEL_PREFIX_SIZE, ChannelJobs, ChannelKind, WorkTemplate
 from appliance.stratum_v2.peer_session import PeerSession
-from appliance.stratum_v2.shares import Channel, WorkerStats, validate_share
+from appliance.stratum_v2.shares import Channel, ExtendedShare, WorkerStats, validate_share
 from appliance.stratum_v2.vardiff import Vardiff, difficulty
 from protocols.stratum_v1 import events as ev
 from protocols.stratum_v1.connection import ServerConnection
 from protocols.stratum_v1.errors import ErrorCode
 from protocols.stratum_v1.work import apply_version_bits, difficulty_to_target, version_bits_allowed
-from protocols.sv2.messages import NewExtendedMiningJob, SetNewPrevHash, SubmitSharesExtended
+from protocols.sv2.messages import NewExtendedMiningJob, SetNewPrevHash
 
 if TYPE_CHECKING:
     from appliance.stratum_v2.server import Sv2Server
@@ -200,7 +200,7 @@ class Sv1Session(PeerSession):
                 return
             version = apply_version_bits(version, submit.version_bits, mask)
         self.sequence += 1
-        share = SubmitSharesExtended(
+        share = ExtendedShare(
             channel.channel_id,
             self.sequence,
             job_id if 0 <= job_id <= 0xFFFFFFFF else 0,

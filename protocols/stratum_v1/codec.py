@@ -128,8 +128,12 @@ def split_message(obj: dict[str, Any]) -> tuple[str | None, ev.RequestId | None]
 
 
 def decode_client_request(obj: dict[str, Any], method: str, rid: ev.RequestId | None) -> Any:
-    params = _params(obj, method)
     if method == "mining.submit":  # the hot path: one per share
+        params = obj.get("params")
+        if type(params) is list:
+            return decode_submit(params, rid)
+    params = _params(obj, method)
+    if method == "mining.submit":
         return decode_submit(params, rid)
     if method == "mining.subscribe":
         ua = _opt_str(params[0], "user_agent") if params else None

@@ -93,7 +93,7 @@ class ExtranonceSubscribe:
     req_id: RequestId | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built once per share, and a frozen init costs more
 class Submit:
     worker: str
     job_id: str
