@@ -19,6 +19,8 @@ import contextlib
 import dataclasses
 import logging
 import os
+import socket
+import stat
 import threading
 import time
 from pathlib import Path
@@ -316,14 +318,33 @@ class IpcMiningServer:
         self._error: BaseException | None = None
 
     def start(self, timeout: float = 10.0) -> None:
+        """Listen on `path`. A socket file left by a killed node is replaced; anything else
+        there (a live server, a regular file) is an OSError that names the path."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()  # a socket left by a killed node
+        self._clear_stale_socket()
         self._thread = threading.Thread(target=self._run, name="ipc-mining", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout) or self._error is not None:
-            raise RuntimeError(f"IPC mining interface did not start: {self._error}")
+            raise OSError(f"IPC socket {self.path}: cannot listen: {self._error}")
         log.info("IPC mining interface (Bitcoin Core schema 30) on %s", self.path)
+
+    def _clear_stale_socket(self) -> None:
+        path = self.path
+        try:
+            mode = path.lstat().st_mode
+        except FileNotFoundError:
+            return
+        if not stat.S_ISSOCK(mode):
+            raise OSError(f"IPC socket {path}: something else is there; choose another --ipcbind")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            path.unlink()  # nobody answers: left by a node that was killed
+            return
+        finally:
+            probe.close()
+        raise OSError(f"IPC socket {path}: another process serves it (a second node?)")
 
     def _run(self) -> None:
         try:

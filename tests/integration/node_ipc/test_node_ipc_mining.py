@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import socket
 import stat
 import time
 from pathlib import Path
@@ -66,7 +67,9 @@ class Node:
 def node(tmp_path: Path):
     n = Node(tmp_path)
     n.server.path.parent.mkdir(parents=True)
-    n.server.path.write_text("left by a killed node")  # replaced at start
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(n.server.path))  # a socket file nobody serves: a killed node's, replaced
+    stale.close()
     n.server.start()
     yield n
     n.server.close()
@@ -89,10 +92,22 @@ def session(node: Node, body) -> None:
     asyncio.run(capnp.run(main()))
 
 
-def test_socket_is_private_and_removed(node: Node) -> None:
+def test_socket_is_private_and_guarded(node: Node, tmp_path: Path) -> None:
     assert stat.S_IMODE(os.stat(node.server.path).st_mode) == 0o600
     assert node.server.path.is_socket()
     assert node.server.path == node.server.path.parent.parent / "regtest" / "node.sock"
+    # A second server on a live socket, or on a path holding a regular file, refuses.
+    second = IpcMiningServer(node.chain, node.mempool, node.server.path)
+    with pytest.raises(OSError, match="another process serves it"):
+        second.start()
+    second.node.close()
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me")
+    third = IpcMiningServer(node.chain, node.mempool, precious)
+    with pytest.raises(OSError, match="something else is there"):
+        third.start()
+    third.node.close()
+    assert precious.read_text() == "keep me"
 
 
 def test_template_parts_agree_and_check_block(node: Node) -> None:
