@@ -8,6 +8,7 @@ listener and every other connection keep going. Subclasses say what a read means
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 from collections.abc import Awaitable
@@ -24,7 +25,7 @@ class ClosePeer(Exception):
     """Close this connection: a policy decision, not malformed bytes."""
 
 
-class PeerSession:
+class PeerSession(abc.ABC):
     """Base of one accepted connection. `await run()` serves it until it ends."""
 
     #: How the log names this kind of peer ("SV2 miner", "SV1 miner", "JD client").
@@ -47,19 +48,21 @@ class PeerSession:
 
     # what subclasses define ---------------------------------------------------------------
 
+    @abc.abstractmethod
     def handshaking(self) -> bool:
         """True until the peer has set itself up (reads are timed until then)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def on_data(self, data: bytes) -> Awaitable[None] | None:
         """Handle one read; may return an awaitable (handlers that wait on something)."""
-        raise NotImplementedError
 
     def on_protocol_error(self, exc: Exception) -> None:
         """Count a peer closed for malformed bytes (nothing by default)."""
+        return None
 
+    @abc.abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Close the connection (idempotent)."""
 
     # the loop -----------------------------------------------------------------------------
 

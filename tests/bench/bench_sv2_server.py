@@ -100,6 +100,13 @@ def _sha256d_value(data: bytes) -> int:
     return int.from_bytes(hashlib.sha256(hashlib.sha256(data).digest()).digest(), "little")
 
 
+def _grind_between(head: bytes, nonce: int, above: int, target: int) -> int:
+    """The first nonce from `nonce` whose header hash lies in (above, target]."""
+    while not above < _sha256d_value(head + nonce.to_bytes(4, "little")) <= target:
+        nonce += 1
+    return nonce
+
+
 def _raise_fd_limit() -> None:
     """1,000 sockets in one process need more than the common soft limit of 1,024."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -200,11 +207,7 @@ class _Sv2Client:
         nonce = 0
         for seq in range(count):
             if self.avoid_target is not None:
-                while True:
-                    value = _sha256d_value(head + nonce.to_bytes(4, "little"))
-                    if self.avoid_target < value <= self.target:
-                        break
-                    nonce += 1
+                nonce = _grind_between(head, nonce, self.avoid_target, self.target)
             out.append(
                 self.conn.send(
                     SubmitSharesStandard(
@@ -306,11 +309,7 @@ class _Sv1Client:
                 head = build_header(
                     notify.version, notify.prevhash, root, notify.ntime, notify.nbits, 0
                 )[:76]
-                while True:
-                    value = _sha256d_value(head + nonce.to_bytes(4, "little"))
-                    if self.avoid_target < value <= self.target:
-                        break
-                    nonce += 1
+                nonce = _grind_between(head, nonce, self.avoid_target, self.target)
             out.append(
                 self.conn.send(
                     ev1.Submit("bench.w", notify.job_id, extranonce2, notify.ntime, nonce)
