@@ -30,6 +30,7 @@ __all__ = [
 
 _HEADER = struct.Struct("<I32s32sIII")  # one pack builds the whole 80-byte header
 _sha256 = hashlib.sha256
+_EXTENDED = ChannelKind.EXTENDED
 
 
 def header_bytes(
@@ -178,12 +179,14 @@ def validate_share(
         extranonce = b""
         full_extranonce = jobs.extranonce_prefix
     else:
-        if jobs.kind is not ChannelKind.EXTENDED:
+        if jobs.kind is not _EXTENDED:
             return ShareResult(ShareError.INVALID_SHARE)
-        extranonce = bytes(share.extranonce)
-        if len(extranonce) != jobs.miner_extranonce_size(work):
-            return ShareResult(ShareError.BAD_EXTRANONCE_SIZE)
+        extranonce = share.extranonce
+        if type(extranonce) is not bytes:
+            extranonce = bytes(extranonce)
         full_extranonce = jobs.extranonce_prefix + extranonce
+        if len(full_extranonce) != work.extranonce_size:
+            return ShareResult(ShareError.BAD_EXTRANONCE_SIZE)
         merkle_root = work.merkle_root(full_extranonce)
     version = share.version
     ntime = share.ntime
@@ -211,5 +214,8 @@ def validate_share(
     elif key in seen:
         return ShareResult(ShareError.DUPLICATE_SHARE, value, job=job)
     seen.add(key)
-    credited = _credited(channel, share_target)
+    cached = channel.credit
+    credited = cached[1] if cached is not None and cached[0] == share_target else None
+    if credited is None:
+        credited = _credited(channel, share_target)
     return ShareResult(None, value, credited, DIFF1_TARGET / (value or 1), block, is_block, job)

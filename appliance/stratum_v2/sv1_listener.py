@@ -178,55 +178,60 @@ class Sv1Session(PeerSession):
 
     def on_submit(self, submit: ev.Submit) -> None:
         server = self.server
-        code = self.conn.check_submit(submit)
+        counters = server.counters
         channel = self.channel
+        code = self.conn.check_submit(submit)
         if code is None and channel is None:
             code = ErrorCode.NOT_SUBSCRIBED
         if code is not None or channel is None:
-            server.counters.shares_rejected += 1
+            counters.shares_rejected += 1
             self.write(ServerConnection.reject(submit.req_id, code or ErrorCode.OTHER))
             return
         try:
             job_id = int(submit.job_id, 16)
         except ValueError:
             job_id = -1
-        job = channel.jobs.lookup(job_id) if job_id >= 0 else None
-        version = job.version if job is not None else 0
+        job = channel.jobs.live.get(job_id)
+        version = 0 if job is None else job.version
         if submit.version_bits is not None:
             mask = self.conn.version_mask or 0
             if not version_bits_allowed(submit.version_bits, mask, version):
-                server.counters.shares_rejected += 1
+                counters.shares_rejected += 1
                 self.write(ServerConnection.reject(submit.req_id, ErrorCode.OTHER, "bad version"))
                 return
             version = apply_version_bits(version, submit.version_bits, mask)
         self.sequence += 1
+        if not 0 <= job_id <= 0xFFFFFFFF:
+            job_id = 0
         share = ExtendedShare(
             channel.channel_id,
             self.sequence,
-            job_id if 0 <= job_id <= 0xFFFFFFFF else 0,
+            job_id,
             submit.nonce,
             submit.ntime,
             version,
             submit.extranonce2,
         )
-        result = validate_share(channel, share, self.job_targets.get(share.job_id))
+        result = validate_share(channel, share, self.job_targets.get(job_id))
         stats = channel.stats
         if result.is_block:
-            server.counters.blocks_found += 1
+            counters.blocks_found += 1
             stats.blocks_found += 1
             if result.block is not None:
                 server.submit_block(result.block)
         if result.error is not None:
-            server.counters.shares_rejected += 1
+            counters.shares_rejected += 1
             stats.rejected[result.error] = stats.rejected.get(result.error, 0) + 1
             sv1_code = _SV1_CODES.get(result.error, ErrorCode.OTHER)
             self.write(ServerConnection.reject(submit.req_id, sv1_code, str(result.error)))
             return
-        server.counters.shares_accepted += 1
-        server.forward_share(channel, share, result)
+        counters.shares_accepted += 1
+        if server.share_sink is not None:
+            server.forward_share(channel, share, result)
         stats.accepted += 1
         stats.shares_sum += result.difficulty
-        stats.best_difficulty = max(stats.best_difficulty, result.hash_difficulty)
+        if result.hash_difficulty > stats.best_difficulty:
+            stats.best_difficulty = result.hash_difficulty
         self.write_bytes(self.conn.accept_share(submit.req_id))
         if channel.vardiff.on_share(server.clock()) is not None:
             self.retarget()

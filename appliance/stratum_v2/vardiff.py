@@ -85,11 +85,13 @@ class Vardiff:
 
     def on_share(self, now: float) -> int | None:
         """Count an accepted share; returns the new target if it changed."""
-        self.shares += 1
-        expected = self.shares_per_minute * self.interval / 60.0
-        if self.shares >= self.burst * expected and now > self.window_start:
+        shares = self.shares = self.shares + 1
+        if now - self.window_start >= self.interval or (
+            shares * 60.0 >= self.burst * self.shares_per_minute * self.interval
+            and now > self.window_start
+        ):
             return self._retarget(now)
-        return self.poll(now)
+        return None
 
     def poll(self, now: float) -> int | None:
         """Call periodically; returns the new target if it changed."""

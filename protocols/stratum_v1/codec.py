@@ -6,7 +6,10 @@ no other exception type escapes (the fuzz tests hold us to that).
 
 from __future__ import annotations
 
+import itertools
 import math
+import re
+from binascii import unhexlify
 from typing import Any
 
 from protocols.stratum_v1 import events as ev
@@ -191,6 +194,63 @@ def decode_submit(params: list[Any], rid: ev.RequestId | None) -> ev.Submit:
     nonce = _u32(params[4], "nonce")
     vbits = _u32(params[5], "version_bits") if len(params) > 5 and params[5] is not None else None
     return ev.Submit(worker, job_id, en2, ntime, nonce, vbits, rid)
+
+
+def _submit_patterns() -> tuple[re.Pattern[bytes], ...]:
+    """The submit lines miners send, as regular expressions over the raw line.
+
+    Matched: the keys ``id`` (an unsigned integer), ``method`` and ``params`` in any order,
+    JSON whitespace between tokens, worker and job id in printable ASCII without escapes,
+    hex fields within their sizes, optional version bits. Anything else (escapes, more keys,
+    a string id, odd sizes) is left to the JSON path, so a match never decodes a line
+    differently from it. Quantifiers are possessive: a miss fails fast.
+    """
+    ws = rb"[ \t\r\n]*+"
+    sep = ws + b"," + ws
+
+    def text(name: bytes) -> bytes:  # printable ASCII without quote or backslash
+        return rb'"(?P<%s>[\x20\x21\x23-\x5b\x5d-\x7e]*+)"' % name
+
+    def u32(name: bytes) -> bytes:
+        return rb'"(?P<%s>[0-9a-fA-F]{1,8}+)"' % name
+
+    extranonce2 = rb'"(?P<en2>[0-9a-fA-F]{0,%d}+)"' % (2 * MAX_EXTRANONCE2_SIZE)
+    fields = (text(b"worker"), text(b"job"), extranonce2, u32(b"ntime"), u32(b"nonce"))
+    params = (
+        rb'"params"' + ws + b":" + ws + rb"\[" + ws + sep.join(fields)
+        + b"(?:" + sep + u32(b"vbits") + b")?" + ws + rb"\]"
+    )  # fmt: skip
+    rid = rb'"id"' + ws + b":" + ws + rb"(?P<id>0|[1-9][0-9]{0,17}+)"
+    method = rb'"method"' + ws + b":" + ws + rb'"mining\.submit"'
+    return tuple(
+        re.compile(rb"\{" + ws + sep.join(order) + ws + rb"\}")
+        for order in itertools.permutations((rid, method, params))
+    )
+
+
+_SUBMIT_PATTERNS = _submit_patterns()
+_SUBMIT_GROUPS = ("worker", "job", "en2", "ntime", "nonce", "vbits", "id")
+
+
+def match_submit(line: bytes) -> ev.Submit | None:
+    """A ``mining.submit`` line decoded without JSON (the hot path: one per share), or None
+    for any other line; `parse_line` and `decode_client_request` then decide."""
+    for pattern in _SUBMIT_PATTERNS:
+        m = pattern.fullmatch(line)
+        if m is not None:
+            worker, job, en2, ntime, nonce, vbits, rid = m.group(*_SUBMIT_GROUPS)
+            if len(en2) & 1:
+                return None  # odd hex: the JSON path names the error
+            return ev.Submit(
+                worker.decode("ascii"),
+                job.decode("ascii"),
+                unhexlify(en2),
+                int(ntime, 16),
+                int(nonce, 16),
+                None if vbits is None else int(vbits, 16),
+                int(rid),
+            )
+    return None
 
 
 # ---- messages the client receives --------------------------------------------------------

@@ -258,16 +258,20 @@ class ServerConnection(_Connection):
 
     def receive_data(self, data: bytes) -> list[Any]:
         out: list[Any] = []
-        for obj in self._decoder.feed(data):
+        decoder = self._decoder
+        match_submit = codec.match_submit
+        for line in decoder.lines(data):
+            event = match_submit(line)  # the hot path: one per share, without json
+            if event is not None:
+                self._note_peer_request(event)
+                out.append(event)
+                continue
+            obj = decoder.parse(line)
             method, rid = codec.split_message(obj)
             if method is None:
                 event = self._take_response(obj, rid)
             else:
                 event = codec.decode_client_request(obj, method, rid)
-                if type(event) is ev.Submit:  # the hot path: one per share
-                    self._note_peer_request(event)
-                    out.append(event)
-                    continue
                 if isinstance(event, _NOTED):
                     self._note_peer_request(event)
                 if isinstance(event, ev.Subscribe):

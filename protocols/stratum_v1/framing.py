@@ -36,37 +36,42 @@ class LineDecoder:
         """Bytes of an incomplete line held back."""
         return len(self._buf)
 
-    def feed(self, data: bytes) -> list[dict[str, Any]]:
-        """Add bytes; return every complete line's JSON object, in order."""
+    def lines(self, data: bytes) -> list[bytes]:
+        """Add bytes; return every complete non-empty line, stripped, in order."""
         if self._dead:
             raise ProtocolError("connection already failed; close it")
-        self._buf += data
-        out: list[dict[str, Any]] = []
-        start = 0
-        buf = self._buf
+        if self._buf:
+            self._buf += data
+            data = bytes(self._buf)
+        parts = data.split(b"\n")
+        rest = parts.pop()
+        limit = self.max_line_bytes
+        if parts and max(map(len, parts)) > limit:
+            longest = max(map(len, parts))
+            self.fail()
+            raise ProtocolError(f"line of {longest} bytes exceeds the {limit} byte limit")
+        if len(rest) > limit:
+            self.fail()
+            raise ProtocolError(f"unterminated line exceeds the {limit} byte limit")
+        self._buf = bytearray(rest)
+        return [line for line in map(bytes.strip, parts) if line]
+
+    def parse(self, line: bytes) -> dict[str, Any]:
+        """`parse_line`, and a bad line fails the decoder (the connection must close)."""
         try:
-            while True:
-                end = buf.find(b"\n", start)
-                if end < 0:
-                    break
-                if end - start > self.max_line_bytes:
-                    raise ProtocolError(
-                        f"line of {end - start} bytes exceeds the {self.max_line_bytes} byte limit"
-                    )
-                line = bytes(buf[start:end]).strip()
-                start = end + 1
-                if line:
-                    out.append(parse_line(line))
-            if len(buf) - start > self.max_line_bytes:
-                raise ProtocolError(
-                    f"unterminated line exceeds the {self.max_line_bytes} byte limit"
-                )
+            return parse_line(line)
         except ProtocolError:
-            self._dead = True
-            self._buf.clear()
+            self.fail()
             raise
-        del buf[:start]
-        return out
+
+    def feed(self, data: bytes) -> list[dict[str, Any]]:
+        """Add bytes; return every complete line's JSON object, in order."""
+        return [self.parse(line) for line in self.lines(data)]
+
+    def fail(self) -> None:
+        """Refuse all further input: the stream can no longer be trusted."""
+        self._dead = True
+        self._buf.clear()
 
 
 def parse_line(line: bytes) -> dict[str, Any]:
