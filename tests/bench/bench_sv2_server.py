@@ -17,7 +17,9 @@ Channels are opened at the maximum target so shares cost no mining; for SRI, who
 network target is ~2^255, each share is ground (on average two hashes, before the clock
 starts) to lie above the network target, so every share is a share and none a block. SV1
 shares carry a distinct extranonce2 each, as ASICs that roll it do: every one costs its
-server a coinbase hash and a merkle branch.
+server a coinbase hash and a merkle branch. Both sides mine the same mainnet-deep template:
+TEMPLATE_TXS transactions besides the coinbase, so an 11-level coinbase merkle branch
+(pushed as such to ours; real transactions in our node's mempool for SRI).
 Throughput = shares acknowledged by the server / time from the burst's first byte to the last
 acknowledgement, seen by the clients (the same measurement for all); ours also report the
 server-side validation count. Latency = new template (a new prev hash: pushed work for ours,
@@ -88,9 +90,14 @@ SUFFIX = bytes.fromhex("ffffffff01" + "00f2052a01000000" + "0151" + "00000000")
 REQUIRE_ENV = "BLVM_REQUIRE_INTEROP"
 
 
+#: Transactions besides the coinbase in every template of the run, ours and SRI's.
+TEMPLATE_TXS = 1_100
+MERKLE_LEVELS = math.ceil(math.log2(TEMPLATE_TXS + 1))
+
+
 def _work(template_id: int, prev: bytes) -> WorkTemplate:
     # Mainnet-like nbits: no share here is a block.
-    path = tuple(bytes([i]) * 32 for i in range(1, 12))  # ~2,000 transactions deep
+    path = tuple(bytes([i]) * 32 for i in range(1, MERKLE_LEVELS + 1))
     return WorkTemplate(
         template_id, prev, 0x17034219, 0x20000000, 1_700_000_000, PREFIX[:-20], SUFFIX, 20, path
     )
@@ -335,7 +342,9 @@ async def _clients_main(
     t0 = time.monotonic()
     await asyncio.gather(*(connect(c) for c in crowd))
     easiest = min(c.target for c in crowd)
-    pipe.send(("ready", time.monotonic() - t0, easiest))
+    # SV1 jobs show their coinbase merkle branch: proof that both sides got the same depth.
+    levels = len(crowd[0].notify.merkle_branch) if kind == "sv1" else None
+    pipe.send(("ready", time.monotonic() - t0, easiest, levels))
     assert pipe.recv() == "go"
     bursts = [c.shares(shares) for c in crowd]  # grind/encrypt before the clock starts
     pipe.send(("start", time.monotonic()))
@@ -395,7 +404,7 @@ async def _drive(
         async def recv():
             return await asyncio.wait_for(loop.run_in_executor(None, parent.recv), PHASE_TIMEOUT)
 
-        _, connect_s, share_target = await recv()
+        _, connect_s, share_target, levels = await recv()
         base = server_counted() if server_counted else 0
         parent.send("go")
         _, start = await recv()
@@ -422,6 +431,8 @@ async def _drive(
             "new_template_to_last_channel_ms": round((last_at - t_new) * 1000, 3) if got else None,
             "channels_with_clean_job": got,
         }
+        if levels is not None:
+            result["merkle_branch_levels"] = levels
         if validate_s is not None:
             result["shares_validated"] = server_counted() - base
             result["shares_validated_per_s"] = round(total / validate_s, 1) if validate_s else 0.0
@@ -524,7 +535,7 @@ async def _run_sri(kind: str, clients: int, shares: int) -> dict:
 
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-sri-")))
-        node = stack.enter_context(node_template_provider(tmp, n_txs=2))
+        node = stack.enter_context(node_template_provider(tmp, n_txs=TEMPLATE_TXS))
         port = free_port()
         # Cheap shares: a nominal 1 H/s channel at 1,000 shares/min gets the maximum target;
         # one acknowledgement per channel per burst, as our servers are configured.

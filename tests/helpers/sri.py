@@ -27,12 +27,13 @@ from node.chain.params import REGTEST
 from node.mempool import Mempool
 from node.mining.template_provider import TemplateProvider, TemplateProviderConfig
 from node.mining.tp_keys import load_or_create_keys
+from node.mining.workload import Coin
 from protocols.sv2 import keys as sv2keys
 from protocols.sv2 import secp
 from protocols.sv2.messages import SetupConnectionSuccess
 from tests.conftest import require_interop
 from tests.integration.stratum_v2.sv2srv_client import ChannelView, Sv2TestClient
-from tests.unit.mempool.mempool_tools import FakeClock, regtest_chain, spend
+from tests.unit.mempool.mempool_tools import FakeClock, block_on, regtest_chain, spend
 
 CACHE = Path(os.environ.get("BLVM_CACHE", Path.home() / ".cache" / "blvm"))
 BIN = CACHE / "sri" / "bin"
@@ -196,12 +197,17 @@ def translator_config(
 
 # the node's template provider --------------------------------------------------------------
 
+#: Above this many mempool spends the node fans one coinbase out (fewer coinbases mature).
+FAN_OUT_ABOVE = 8
+
 
 class NodeTemplateProvider(threading.Thread):
     """The node's real TemplateProvider on its own event loop, over a regtest chainstate.
 
     The chain has mature coinbases and the mempool `n_txs` signed spends, so the template the
-    SRI role mines carries transactions (merkle path, witness commitment, fees).
+    SRI role mines carries transactions (merkle path, witness commitment, fees). More spends
+    than mature coinbases come from one coinbase fanned out in a block of its own (the
+    benchmark's mainnet-deep template).
     """
 
     def __init__(self, datadir: Path, n_blocks: int = 110, n_txs: int = 2) -> None:
@@ -210,6 +216,8 @@ class NodeTemplateProvider(threading.Thread):
         self.chain = Chainstate.open(datadir / "node", REGTEST, script_threads=1)
         for raw in blocks:
             assert self.chain.process_block(raw).status is BlockStatus.ACCEPTED
+        if n_txs > FAN_OUT_ABOVE:
+            coins = self._fan_out(coins[0], n_txs)
         clock = FakeClock()
         self.mempool = Mempool(self.chain, clock=clock)
         self.coins = coins
@@ -226,6 +234,15 @@ class NodeTemplateProvider(threading.Thread):
         self.error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._quit: asyncio.Event | None = None
+
+    def _fan_out(self, coin: Coin, n: int) -> list[Coin]:
+        """`n` confirmed coins: `coin` split into `n` outputs by a transaction in a new block."""
+        fee = 100_000
+        tx, outputs = spend([coin], n, fee=fee)
+        tip = self.chain.tip
+        block = block_on(tip.hash, tip.height + 1, tip.time + 1, [tx], fees=fee)
+        assert self.chain.process_block(block.serialize()).status is BlockStatus.ACCEPTED
+        return outputs
 
     def run(self) -> None:
         try:
