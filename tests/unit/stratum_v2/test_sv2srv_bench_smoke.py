@@ -39,9 +39,13 @@ def test_sv2_server_bench_quick_runs(capsys) -> None:
     """Ours (one process and workers, both protocols), and SRI next to them when it is built
     (else: said unmeasured)."""
     bench = _bench()
-    result = bench.main(["--quick", "--clients", "3", "--shares", "5"])
+    result = bench.main(["--quick", "--clients", "3", "--shares", "5", "--rounds", "2"])
     _check_ours(result, 3, 5)
+    assert result["rounds"] == 2
     assert result["sv2_workers"]["workers"] >= 2
+    for kind in OURS:  # the median round is reported, every round's rate listed
+        assert result[kind]["shares_acked_per_s"] in result[kind]["rounds_shares_acked_per_s"]
+        assert len(result[kind]["rounds_shares_acked_per_s"]) == 2
     if result["sri"]["measured"]:
         for key in ("sri", "sri_sv1"):
             sri = result[key]
@@ -50,6 +54,9 @@ def test_sv2_server_bench_quick_runs(capsys) -> None:
             assert sri["new_template_to_last_channel_ms"] > 0, key
         ratios = result["ratio_ours_to_sri"]
         assert set(ratios) == {*OURS, "sv1_vs_pool_sv2"} and all(ratios.values())
+        worst = result["ratio_ours_to_sri_worst_round"]
+        assert set(worst) == set(OURS) and all(0 < worst[k] for k in OURS)
+        assert result["sri_sv1"]["merkle_branch_levels"] == result["sv1"]["merkle_branch_levels"]
     else:
         assert "pool_sv2" in result["sri"]["reason"]
     assert capsys.readouterr().out.strip().startswith("{")
