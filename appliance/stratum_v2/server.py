@@ -142,6 +142,7 @@ class _Session(PeerSession):
         self.setup: SetupConnection | None = None
         self.channels: dict[int, Channel] = {}
         self.acks: dict[int, _PendingAck] = {}
+        self.ack_batch = server.config.ack_batch
         self.group_channel_id = 0
         self.group: GroupChannel | None = None  # standard channels share jobs via the group
         #: A JD client (REQUIRES_WORK_SELECTION): it mines only its own declared jobs, set with
@@ -376,17 +377,16 @@ class _Session(PeerSession):
 
     def on_share(self, share: SubmitSharesStandard | SubmitSharesExtended) -> None:
         server = self.server
-        channel = self.channels.get(share.channel_id)
+        counters = server.counters
+        channel_id = share.channel_id
+        channel = self.channels.get(channel_id)
         if channel is None:
-            server.counters.shares_rejected += 1
+            counters.shares_rejected += 1
             self.write(
-                SubmitSharesError(
-                    share.channel_id, share.sequence_number, ShareError.INVALID_CHANNEL_ID
-                )
+                SubmitSharesError(channel_id, share.sequence_number, ShareError.INVALID_CHANNEL_ID)
             )
             return
         result = validate_share(channel, share)
-        counters = server.counters
         stats = channel.stats
         if self.conn.negotiated_extensions and share.tlvs:
             worker_name = user_identity_from_tlvs(share.tlvs)
@@ -401,25 +401,24 @@ class _Session(PeerSession):
             counters.shares_rejected += 1
             stats.rejected[result.error] = stats.rejected.get(result.error, 0) + 1
             log.debug("%s: share rejected (%s): %s", self.peer, result.error, share)
-            self.write(
-                SubmitSharesError(share.channel_id, share.sequence_number, str(result.error))
-            )
+            self.write(SubmitSharesError(channel_id, share.sequence_number, str(result.error)))
             return
         counters.shares_accepted += 1
-        server.forward_share(channel, share, result)
+        if server.share_sink is not None:
+            server.forward_share(channel, share, result)
+        credited = result.difficulty
         stats.accepted += 1
-        stats.shares_sum += result.difficulty
+        stats.shares_sum += credited
         stats.last_share_time = time.time()
         if result.hash_difficulty > stats.best_difficulty:
             stats.best_difficulty = result.hash_difficulty
-        channel_id = share.channel_id
         ack = self.acks.get(channel_id)
         if ack is None:
             ack = self.acks[channel_id] = _PendingAck()
         ack.last_sequence = share.sequence_number
-        ack.count += 1
-        ack.shares_sum += result.difficulty
-        if ack.count >= server.config.ack_batch:
+        ack.shares_sum += credited
+        ack.count = count = ack.count + 1
+        if count >= self.ack_batch:
             self.flush_ack(channel_id)
         if channel.vardiff.on_share(server.clock()) is not None:
             self.set_target(channel)
