@@ -54,6 +54,7 @@ def test_sv2_server_bench_quick_runs(capsys) -> None:
             assert sri["new_template_to_last_channel_ms"] > 0, key
         ratios = result["ratio_ours_to_sri"]
         assert set(ratios) == {*OURS, "sv1_vs_pool_sv2"} and all(ratios.values())
+        assert set(result["goal_throughput_at_least_sri"]) == {"sv2", "sv1"}
         worst = result["ratio_ours_to_sri_worst_round"]
         assert set(worst) == set(OURS) and all(worst[k] > 0 for k in OURS)
         assert result["sri_sv1"]["merkle_branch_levels"] == result["sv1"]["merkle_branch_levels"]
