@@ -40,7 +40,7 @@ class LineDecoder:
         """Add bytes; return every complete non-empty line, stripped, in order."""
         if self._dead:
             raise ProtocolError("connection already failed; close it")
-        if self._buf:
+        if self._buf or type(data) is not bytes:  # split and strip below want bytes
             self._buf += data
             data = bytes(self._buf)
         parts = data.split(b"\n")

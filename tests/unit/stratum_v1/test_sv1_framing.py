@@ -186,3 +186,9 @@ def test_sv1_accept_share_is_send_of_an_accepted_result() -> None:
         assert fast.accept_share(a.req_id) == slow.send(ev.SubmitResult(b.req_id, True))
         with pytest.raises(LocalProtocolError):
             fast.accept_share(a.req_id)
+
+
+def test_any_bytes_like_input() -> None:
+    dec = LineDecoder()
+    assert dec.feed(bytearray(b'{"a":1}\n{"b"')) == [{"a": 1}]
+    assert dec.feed(memoryview(b":2}\n")) == [{"b": 2}]
