@@ -214,8 +214,5 @@ def validate_share(
     elif key in seen:
         return ShareResult(ShareError.DUPLICATE_SHARE, value, job=job)
     seen.add(key)
-    cached = channel.credit
-    credited = cached[1] if cached is not None and cached[0] == share_target else None
-    if credited is None:
-        credited = _credited(channel, share_target)
+    credited = _credited(channel, share_target)
     return ShareResult(None, value, credited, DIFF1_TARGET / (value or 1), block, is_block, job)

@@ -85,13 +85,11 @@ class Vardiff:
 
     def on_share(self, now: float) -> int | None:
         """Count an accepted share; returns the new target if it changed."""
-        shares = self.shares = self.shares + 1
-        if now - self.window_start >= self.interval or (
-            shares * 60.0 >= self.burst * self.shares_per_minute * self.interval
-            and now > self.window_start
-        ):
+        self.shares += 1
+        expected = self.shares_per_minute * self.interval / 60.0
+        if self.shares >= self.burst * expected and now > self.window_start:
             return self._retarget(now)
-        return None
+        return self.poll(now)
 
     def poll(self, now: float) -> int | None:
         """Call periodically; returns the new target if it changed."""
